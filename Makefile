@@ -1,0 +1,37 @@
+# marketmeter — the two commands of the README, and a few for developers.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit compat clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## make run: serve the demo catalog on 127.0.0.1:8080 (embedded SQLite, demo.db)
+run: $(STAMP)
+	$(BIN)/marketmeter serve --demo --database sqlite:///demo.db
+
+## make test: lint, type-check, then the whole test suite
+test: lint typecheck
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not compat"
+
+compat: $(STAMP)
+	$(BIN)/pytest -m compat
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""`python -m marketmeter` runs the command-line interface."""
+
+from marketmeter.cli import main
+
+main()

@@ -1,0 +1,305 @@
+"""MeterUsage and BatchMeterUsage: product, dimension, time window, allocations,
+entitlement, then the slot claim — at most one record per slot, the database decides.
+
+A retry identical by value (same quantity and allocations) gets the original record's id;
+a different one gets DuplicateRecord (batch) or DuplicateRequest (MeterUsage). MeterUsage
+also honours `ClientToken`: the same token with other parameters is an IdempotencyConflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+
+from marketmeter.clock import Clock
+from marketmeter.domain.allocations import check_allocations
+from marketmeter.domain.errors import (
+    CustomerNotEntitled,
+    DryRunSucceeded,
+    DuplicateRequest,
+    IdempotencyConflict,
+    InvalidCustomerIdentifier,
+    InvalidEndpointRegion,
+    InvalidLicense,
+    InvalidProductCode,
+    InvalidUsageDimension,
+    ValidationFailed,
+)
+from marketmeter.domain.models import (
+    BatchOutcome,
+    Caller,
+    ClientTokenEntry,
+    MeteringRecord,
+    MeterUsageRequest,
+    Product,
+    RecordResult,
+    SlotKey,
+    Subscription,
+    UsageRecord,
+    allocation_identity,
+)
+from marketmeter.domain.timewindow import (
+    check_batch_window,
+    check_meter_usage_window,
+    floor_to_hour,
+)
+from marketmeter.store.base import Reader, Store
+
+
+class Metering:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    # -- BatchMeterUsage ---------------------------------------------------------------
+
+    def batch_meter_usage(
+        self, caller: Caller, product_code: str | None, records: list[UsageRecord]
+    ) -> BatchOutcome:
+        now = self._clock.now()
+        product, licenses = self._batch_product(caller, product_code, records)
+        for record in records:
+            _check_dimension(product, record.dimension)
+        for record in records:
+            check_batch_window(record.timestamp, now)
+        for record in records:
+            check_allocations(record.quantity, record.allocations)
+        if product.concurrent_agreements:
+            for record in records:
+                if record.customer_identifier is not None:
+                    raise InvalidCustomerIdentifier(
+                        f"Product {product.product_code} uses concurrent agreements: "
+                        "BatchMeterUsage does not accept CustomerIdentifier for it. Send "
+                        "CustomerAWSAccountId with LicenseArn instead."
+                    )
+        subscriptions = [self._subscription_for(product, r, licenses, now) for r in records]
+
+        results: list[RecordResult] = []
+        with self._store.transaction() as tx:
+            for record, subscription in zip(records, subscriptions, strict=True):
+                if subscription is None:
+                    results.append(RecordResult("CustomerNotSubscribed"))
+                    continue
+                candidate = MeteringRecord(
+                    record_id=_new_id(),
+                    operation="BatchMeterUsage",
+                    slot=SlotKey(
+                        product_code=product.product_code,
+                        customer_aws_account_id=subscription.customer_aws_account_id,
+                        resource="",
+                        license_key=record.license_arn or "",
+                        dimension=record.dimension,
+                        hour=floor_to_hour(record.timestamp),
+                    ),
+                    timestamp=record.timestamp,
+                    quantity=record.quantity,
+                    allocations=record.allocations,
+                    customer_identifier=subscription.customer_identifier,
+                    license_arn=subscription.license_arn,
+                    received_at=now,
+                )
+                occupant = tx.claim_slot(candidate)
+                if occupant.record_id == candidate.record_id or occupant.same_usage(candidate):
+                    results.append(RecordResult("Success", occupant.record_id))
+                else:
+                    results.append(RecordResult("DuplicateRecord"))
+        return BatchOutcome(tuple(results))
+
+    def _batch_product(
+        self, caller: Caller, product_code: str | None, records: list[UsageRecord]
+    ) -> tuple[Product, dict[str, Subscription]]:
+        if product_code is not None:
+            product = self._store.get_product(product_code)
+            if product is None or product.seller_account_id != caller.account_id:
+                raise InvalidProductCode(_not_your_product(product_code, caller))
+            if product.type != "saas":
+                raise InvalidProductCode(
+                    f"Product {product_code} is an {product.type.upper()} product: "
+                    "BatchMeterUsage meters SaaS products. Use MeterUsage for it."
+                )
+            return product, {}
+        licenses: dict[str, Subscription] = {}
+        products: dict[str, Product] = {}
+        for record in records:
+            arn = record.license_arn
+            if arn is None:  # the protocol layer refuses this; keep the domain whole
+                raise ValidationFailed(["ProductCode or a LicenseArn in every UsageRecord"])
+            subscription = licenses.get(arn) or self._store.get_subscription_by_license(arn)
+            product = None
+            if subscription is not None:
+                product = products.get(subscription.product_code) or self._store.get_product(
+                    subscription.product_code
+                )
+            if (
+                subscription is None
+                or product is None
+                or product.seller_account_id != caller.account_id
+            ):
+                raise InvalidLicense(
+                    f"Ensure the LicenseArn is valid, matches the customer, and usage is within "
+                    f"the license activation period: no license {arn} was granted for a "
+                    f"product of account {caller.account_id}."
+                )
+            if record.customer_aws_account_id != subscription.customer_aws_account_id:
+                raise InvalidLicense(
+                    f"Ensure the LicenseArn is valid, matches the customer, and usage is within "
+                    f"the license activation period: license {arn} was not granted to "
+                    f"account {record.customer_aws_account_id}."
+                )
+            licenses[arn] = subscription
+            products[product.product_code] = product
+        if len(products) != 1:
+            raise ValidationFailed(
+                [
+                    "Value at 'usageRecords' failed to satisfy constraint: every LicenseArn of "
+                    f"one request must belong to one product (found {', '.join(sorted(products))})"
+                ]
+            )
+        return next(iter(products.values())), licenses
+
+    def _subscription_for(
+        self,
+        product: Product,
+        record: UsageRecord,
+        licenses: dict[str, Subscription],
+        now: datetime,
+    ) -> Subscription | None:
+        if record.license_arn is not None:
+            found = licenses[record.license_arn]
+            return found if found.is_active(now) else None
+        if record.customer_identifier is not None:
+            candidates = self._store.find_subscriptions(
+                product.product_code, customer_identifier=record.customer_identifier
+            )
+        else:
+            candidates = self._store.find_subscriptions(
+                product.product_code, customer_aws_account_id=record.customer_aws_account_id
+            )
+        return next((s for s in candidates if s.is_active(now)), None)
+
+    # -- MeterUsage --------------------------------------------------------------------
+
+    def meter_usage(self, caller: Caller, request: MeterUsageRequest) -> str:
+        now = self._clock.now()
+        product = self._store.get_product(request.product_code)
+        if product is None:
+            raise InvalidProductCode(
+                f"The product code passed does not match the product code used for publishing "
+                f"the product: no product {request.product_code}."
+            )
+        if product.type == "saas":
+            raise InvalidProductCode(
+                f"Product {product.product_code} is a SaaS product: MeterUsage meters AMI and "
+                "container products. Use BatchMeterUsage for it."
+            )
+        resource_region = caller.access_key.region
+        if resource_region is not None and resource_region != caller.region:
+            raise InvalidEndpointRegion(
+                f"The endpoint being called is in a Region ({caller.region}) different from "
+                f"your resource's Region ({resource_region})."
+            )
+        _check_dimension(product, request.dimension)
+        check_meter_usage_window(request.timestamp, now)
+        check_allocations(request.quantity, request.allocations)
+        subscription = entitlement(self._store, caller, product, now)
+
+        candidate = MeteringRecord(
+            record_id=_new_id(),
+            operation="MeterUsage",
+            slot=SlotKey(
+                product_code=product.product_code,
+                customer_aws_account_id=caller.account_id,
+                resource=caller.access_key.access_key_id,
+                license_key="",
+                dimension=request.dimension,
+                hour=floor_to_hour(request.timestamp),
+            ),
+            timestamp=request.timestamp,
+            quantity=request.quantity,
+            allocations=request.allocations,
+            customer_identifier=subscription.customer_identifier if subscription else "",
+            license_arn=subscription.license_arn if subscription else "",
+            received_at=now,
+        )
+        fingerprint = _fingerprint(caller, request)
+        token = request.client_token
+        with self._store.transaction() as tx:
+            if token is not None:
+                earlier = tx.find_client_token(caller.account_id, token)
+                if earlier is not None:
+                    if earlier.request_fingerprint != fingerprint:
+                        raise IdempotencyConflict(
+                            f"The ClientToken is being used for multiple requests: {token!r} "
+                            "was first used with different parameters."
+                        )
+                    if request.dry_run:
+                        raise DryRunSucceeded()
+                    return earlier.record_id
+            occupant = tx.claim_slot(candidate)
+            if occupant.record_id != candidate.record_id and not occupant.same_usage(candidate):
+                raise DuplicateRequest(
+                    f"A metering record has already been emitted by this resource for dimension "
+                    f"{request.dimension!r} in the hour starting "
+                    f"{candidate.slot.hour:%Y-%m-%dT%H:%M:%SZ} with quantity "
+                    f"{occupant.quantity.text}; recorded values can't be changed."
+                )
+            if request.dry_run:
+                raise DryRunSucceeded()
+            if token is not None:
+                claimed = tx.claim_client_token(
+                    ClientTokenEntry(caller.account_id, token, fingerprint, occupant.record_id, now)
+                )
+                if claimed.request_fingerprint != fingerprint:
+                    raise IdempotencyConflict(
+                        f"The ClientToken is being used for multiple requests: {token!r}."
+                    )
+            return occupant.record_id
+
+
+def entitlement(reader: Reader, caller: Caller, product: Product, now: datetime) -> Subscription | None:
+    """The caller's active subscription; None in preview mode (the seller's own account)."""
+    if caller.account_id == product.seller_account_id:
+        return None
+    for subscription in reader.find_subscriptions(
+        product.product_code, customer_aws_account_id=caller.account_id
+    ):
+        if subscription.is_active(now):
+            return subscription
+    raise CustomerNotEntitled(
+        f"Exception thrown when the customer does not have a valid subscription for the "
+        f"product: account {caller.account_id} has no active subscription to "
+        f"{product.product_code}."
+    )
+
+
+def _check_dimension(product: Product, dimension: str) -> None:
+    if dimension not in product.dimensions:
+        raise InvalidUsageDimension(
+            f"The usage dimension does not match one of the UsageDimensions associated with "
+            f"products: {dimension!r} is not a dimension of {product.product_code} "
+            f"({', '.join(product.dimensions)})."
+        )
+
+
+def _not_your_product(product_code: str, caller: Caller) -> str:
+    return (
+        "The product code passed does not match the product code used for publishing the "
+        f"product: account {caller.account_id} publishes no product {product_code}."
+    )
+
+
+def _fingerprint(caller: Caller, request: MeterUsageRequest) -> str:
+    parts = (
+        caller.access_key.access_key_id,
+        request.product_code,
+        request.dimension,
+        request.timestamp.isoformat(timespec="milliseconds"),
+        str(request.quantity.micros),
+        repr(allocation_identity(request.allocations)),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())

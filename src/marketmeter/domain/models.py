@@ -1,0 +1,246 @@
+"""The domain's records: catalog entities, callers, usage inputs and stored records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from marketmeter.domain.quantities import Quantity
+
+ProductType = Literal["saas", "ami", "container"]
+PRODUCT_TYPES: tuple[ProductType, ...] = ("saas", "ami", "container")
+Operation = Literal["MeterUsage", "BatchMeterUsage", "ResolveCustomer", "RegisterUsage"]
+OPERATIONS: tuple[Operation, ...] = ("MeterUsage", "BatchMeterUsage", "ResolveCustomer", "RegisterUsage")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    """One caller identity. For buyers, one running resource (instance, task, pod)."""
+
+    access_key_id: str
+    secret_access_key: str
+    account_id: str
+    session_token: str | None = None
+    expires_at: datetime | None = None
+    region: str | None = None
+    """The Region the resource runs in; MeterUsage/RegisterUsage elsewhere are refused."""
+    platform: str | None = None
+    """ec2 | ecs | eks | fargate | …; RegisterUsage needs ecs, eks or fargate when set."""
+    actions: frozenset[str] | None = None
+    """The metering actions this key may call (IAM allow list); None allows all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    product_code: str
+    seller_account_id: str
+    type: ProductType
+    dimensions: tuple[str, ...]
+    fulfillment_url: str | None = None
+    concurrent_agreements: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    product_code: str
+    customer_aws_account_id: str
+    customer_identifier: str
+    license_arn: str
+    agreement_id: str
+    created_at: datetime
+    ends_at: datetime | None = None
+    """When the subscription stopped (or stops) accepting usage; None while active."""
+
+    def is_active(self, now: datetime) -> bool:
+        return self.ends_at is None or now < self.ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationToken:
+    token: str
+    product_code: str
+    customer_aws_account_id: str
+    license_arn: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A RegisterUsage signing key of a container product, by integer version."""
+
+    product_code: str
+    version: int
+    private_pem: str
+    public_pem: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who signed the request: the access key, its account and the signing Region."""
+
+    access_key: AccessKey
+    region: str
+
+    @property
+    def account_id(self) -> str:
+        return self.access_key.account_id
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    quantity: Quantity
+    tags: tuple[Tag, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One record of a BatchMeterUsage request, as sent."""
+
+    timestamp: datetime
+    dimension: str
+    quantity: Quantity
+    customer_identifier: str | None = None
+    customer_aws_account_id: str | None = None
+    license_arn: str | None = None
+    allocations: tuple[Allocation, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterUsageRequest:
+    product_code: str
+    timestamp: datetime
+    dimension: str
+    quantity: Quantity
+    allocations: tuple[Allocation, ...] | None = None
+    dry_run: bool = False
+    client_token: str | None = None
+
+
+RecordStatus = Literal["Success", "CustomerNotSubscribed", "DuplicateRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    status: RecordStatus
+    metering_record_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    results: tuple[RecordResult, ...]
+    """One per input record, in input order."""
+    unprocessed: tuple[int, ...] = ()
+    """Indexes of input records the service could not process (to be resent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlotKey:
+    """The dedupe identity: at most one record per slot, enforced by a unique key.
+
+    BatchMeterUsage: product, customer, dimension and hour; a record sent by `LicenseArn`
+    holds a different slot (`license_key`) from one sent by `ProductCode` (both billed, as on
+    AWS). MeterUsage: product, dimension and hour per resource (the caller's access key).
+    """
+
+    product_code: str
+    customer_aws_account_id: str
+    resource: str
+    license_key: str
+    dimension: str
+    hour: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MeteringRecord:
+    record_id: str
+    operation: Operation
+    slot: SlotKey
+    timestamp: datetime
+    quantity: Quantity
+    allocations: tuple[Allocation, ...] | None
+    customer_identifier: str
+    license_arn: str
+    received_at: datetime
+
+    @property
+    def product_code(self) -> str:
+        return self.slot.product_code
+
+    def same_usage(self, other: MeteringRecord) -> bool:
+        """Identical by value: the same quantity and the same allocations."""
+        return self.quantity.same_value(other.quantity) and allocation_identity(
+            self.allocations
+        ) == allocation_identity(other.allocations)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTokenEntry:
+    """A MeterUsage ClientToken, the request it was first used for, and its answer."""
+
+    account_id: str
+    client_token: str
+    request_fingerprint: str
+    record_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedCustomer:
+    product_code: str
+    customer_aws_account_id: str
+    license_arn: str
+    agreement_id: str
+    customer_identifier: str | None
+    """None for concurrent-agreement products: AWS leaves it out for them."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterUsageOutcome:
+    signature: str
+    public_key_rotation_timestamp: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A whole catalog file, parsed and checked (see `domain.catalog`)."""
+
+    accounts: tuple[Account, ...] = ()
+    access_keys: tuple[AccessKey, ...] = ()
+    products: tuple[Product, ...] = ()
+    subscriptions: tuple[CatalogSubscription, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSubscription:
+    product_code: str
+    customer_aws_account_id: str
+    customer_identifier: str | None = None
+    license_arn: str | None = None
+    agreement_id: str | None = None
+    status: Literal["active", "cancelled"] = "active"
+
+
+def allocation_identity(
+    allocations: tuple[Allocation, ...] | None,
+) -> tuple[tuple[int, tuple[tuple[str, str], ...]], ...]:
+    """Allocations compared by value and regardless of order: retries may reorder them."""
+    if not allocations:
+        return ()
+    return tuple(
+        sorted((a.quantity.micros, tuple(sorted((t.key, t.value) for t in a.tags))) for a in allocations)
+    )

@@ -1,0 +1,117 @@
+"""`MeteringService`: the one entry point of the domain, for the protocol layer, the CLI
+and (later) the admin API. One method per operation; each call is checked against the
+caller's permissions, the enabled Regions and the request quotas first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from marketmeter.clock import Clock
+from marketmeter.domain.authorization import RateLimiter, authorize, check_api_enabled
+from marketmeter.domain.catalog import ApplySummary, CatalogService
+from marketmeter.domain.containers import Containers
+from marketmeter.domain.export import export_row
+from marketmeter.domain.metering import Metering
+from marketmeter.domain.models import (
+    AccessKey,
+    BatchOutcome,
+    Caller,
+    Catalog,
+    MeterUsageRequest,
+    RegistrationToken,
+    RegisterUsageOutcome,
+    ResolvedCustomer,
+    SigningKey,
+    Subscription,
+    UsageRecord,
+)
+from marketmeter.domain.registration import DEFAULT_TOKEN_TTL, Registration
+from marketmeter.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    registration_token_ttl: timedelta = DEFAULT_TOKEN_TTL
+    enabled_regions: frozenset[str] | None = None
+    """Regions where BatchMeterUsage, ResolveCustomer and RegisterUsage are enabled
+    (DisabledApiException elsewhere); None enables every Region."""
+    throttling: bool = False
+    """Enforce AWS's per-account request quotas (ThrottlingException)."""
+
+
+class MeteringService:
+    def __init__(
+        self, store: Store, clock: Clock, settings: ServiceSettings | None = None
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings or ServiceSettings()
+        self._metering = Metering(store, clock)
+        self._registration = Registration(store, clock, self.settings.registration_token_ttl)
+        self._containers = Containers(store, clock)
+        self._catalog = CatalogService(store, clock)
+        self._limiter = RateLimiter() if self.settings.throttling else None
+
+    # -- identities --------------------------------------------------------------------
+
+    def access_key(self, access_key_id: str) -> AccessKey | None:
+        return self.store.get_access_key(access_key_id)
+
+    # -- the four operations -----------------------------------------------------------
+
+    def batch_meter_usage(
+        self, caller: Caller, product_code: str | None, records: list[UsageRecord]
+    ) -> BatchOutcome:
+        self._admit(caller, "BatchMeterUsage", api_switch=True)
+        return self._metering.batch_meter_usage(caller, product_code, records)
+
+    def meter_usage(self, caller: Caller, request: MeterUsageRequest) -> str:
+        self._admit(caller, "MeterUsage", dry_run=request.dry_run)
+        return self._metering.meter_usage(caller, request)
+
+    def resolve_customer(self, caller: Caller, registration_token: str) -> ResolvedCustomer:
+        self._admit(caller, "ResolveCustomer", api_switch=True)
+        return self._registration.resolve(caller, registration_token)
+
+    def register_usage(
+        self, caller: Caller, product_code: str, public_key_version: int, nonce: str | None
+    ) -> RegisterUsageOutcome:
+        self._admit(caller, "RegisterUsage", api_switch=True)
+        return self._containers.register_usage(caller, product_code, public_key_version, nonce)
+
+    def _admit(
+        self, caller: Caller, operation: str, *, api_switch: bool = False, dry_run: bool = False
+    ) -> None:
+        authorize(caller, operation, dry_run=dry_run)
+        if api_switch:
+            check_api_enabled(caller, self.settings.enabled_regions)
+        if self._limiter is not None:
+            self._limiter.acquire(caller, operation, self.clock.now())
+
+    # -- administration ----------------------------------------------------------------
+
+    def apply_catalog(self, catalog: Catalog) -> ApplySummary:
+        return self._catalog.apply(catalog)
+
+    def issue_registration_token(
+        self, product_code: str, customer_aws_account_id: str, expires_in: timedelta | None = None
+    ) -> RegistrationToken:
+        return self._registration.issue_token(product_code, customer_aws_account_id, expires_in)
+
+    def cancel_subscription(
+        self, product_code: str, customer_aws_account_id: str
+    ) -> list[Subscription]:
+        return self._catalog.cancel_subscription(product_code, customer_aws_account_id)
+
+    def export_records(self, product_code: str | None = None) -> Iterator[dict[str, Any]]:
+        for record in self.store.iter_records(product_code):
+            yield export_row(record)
+
+    def public_key(self, product_code: str, version: int) -> SigningKey:
+        return self._containers.public_key(product_code, version)
+
+    def rotate_key(self, product_code: str) -> SigningKey:
+        return self._containers.rotate(product_code)

@@ -1,0 +1,52 @@
+"""How domain values are kept in columns, shared by every SQL dialect.
+
+Times are integer epoch milliseconds (UTC); lists are JSON text; allocations are kept in
+their wire form, exactly as sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from marketmeter.domain.allocations import allocation_as_sent, allocation_from_sent
+from marketmeter.domain.models import Allocation
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ms(ts: datetime) -> int:
+    """Exact integer arithmetic: no float rounding at the millisecond."""
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def opt_to_ms(ts: datetime | None) -> int | None:
+    return None if ts is None else to_ms(ts)
+
+
+def opt_from_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else from_ms(ms)
+
+
+def dump_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def allocations_to_json(allocations: tuple[Allocation, ...] | None) -> str | None:
+    if allocations is None:
+        return None
+    return dump_json([allocation_as_sent(a) for a in allocations])
+
+
+def allocations_from_json(text: str | None) -> tuple[Allocation, ...] | None:
+    if text is None:
+        return None
+    return tuple(allocation_from_sent(wire) for wire in orjson.loads(text))
