@@ -92,7 +92,8 @@ def _check_text(what: str, text: str, max_length: int, index: int) -> None:
         raise InvalidTag(f"A tag {what} in allocation {index} is empty.")
     if len(text) > max_length:
         raise InvalidTag(
-            f"Tag {what} '{text[:40]}…' in allocation {index} is longer than {max_length} characters."
+            f"Tag {what} '{text[:40]}…' in allocation {index} is longer than "
+            f"{max_length} characters."
         )
     if not _TAG_CHARS.fullmatch(text):
         raise InvalidTag(

@@ -24,9 +24,7 @@ def authorize(caller: Caller, action: str, *, dry_run: bool = False) -> None:
     if allowed is None or action in allowed:
         return
     if dry_run:
-        raise Unauthorized(
-            f"You are not authorized to perform aws-marketplace:{action} (DryRun)."
-        )
+        raise Unauthorized(f"You are not authorized to perform aws-marketplace:{action} (DryRun).")
     raise AccessDenied(
         f"User: arn:aws:iam::{caller.account_id}:user/{caller.access_key.access_key_id} "
         f"is not authorized to perform: aws-marketplace:{action}"

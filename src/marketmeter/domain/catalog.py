@@ -106,7 +106,9 @@ def _access_key(item: Any, at: str, account_id: str, errors: list[str]) -> Acces
     )
     key_id = _str(item, "access_key_id", at, errors)
     if key_id and not ACCESS_KEY_ID.fullmatch(key_id):
-        errors.append(f"{at}.access_key_id: 16 to 128 upper-case letters and digits, not {key_id!r}")
+        errors.append(
+            f"{at}.access_key_id: 16 to 128 upper-case letters and digits, not {key_id!r}"
+        )
     secret = _str(item, "secret_access_key", at, errors)
     actions = item.get("actions")
     action_set: frozenset[str] | None = None
@@ -331,7 +333,9 @@ class CatalogService:
             for entry in catalog.subscriptions:
                 self._apply_subscription(tx, entry, now)
 
-    def _apply_subscription(self, tx: Transaction, entry: CatalogSubscription, now: datetime) -> None:
+    def _apply_subscription(
+        self, tx: Transaction, entry: CatalogSubscription, now: datetime
+    ) -> None:
         if tx.get_product(entry.product_code) is None:
             raise CatalogError(f"subscription to unknown product {entry.product_code}")
         existing = _existing_subscription(tx, entry)
@@ -370,23 +374,28 @@ class CatalogService:
             subscription = replace(subscription, ends_at=None)
         tx.upsert_subscription(subscription)
 
-    def cancel_subscription(self, product_code: str, customer_aws_account_id: str) -> list[Subscription]:
+    def cancel_subscription(
+        self, product_code: str, customer_aws_account_id: str
+    ) -> list[Subscription]:
         """End every active subscription of the buyer to the product, at once."""
         now = self._clock.now()
         with self._store.transaction() as tx:
             if tx.get_product(product_code) is None:
                 raise NotFound(f"no product {product_code}")
-            found = tx.find_subscriptions(product_code, customer_aws_account_id=customer_aws_account_id)
+            found = tx.find_subscriptions(
+                product_code, customer_aws_account_id=customer_aws_account_id
+            )
             if not found:
                 raise NotFound(
                     f"account {customer_aws_account_id} has no subscription to {product_code}"
                 )
             ended = []
-            for subscription in found:
-                if subscription.is_active(now):
-                    subscription = replace(subscription, ends_at=now)
-                    tx.upsert_subscription(subscription)
-                ended.append(subscription)
+            for existing in found:
+                current = existing
+                if existing.is_active(now):
+                    current = replace(existing, ends_at=now)
+                    tx.upsert_subscription(current)
+                ended.append(current)
         return ended
 
 
@@ -413,4 +422,6 @@ def _new_license_arn(account_id: str) -> str:
 
 
 def _new_agreement_id() -> str:
-    return "agmt-" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(26))
+    return "agmt-" + "".join(
+        secrets.choice(string.ascii_lowercase + string.digits) for _ in range(26)
+    )

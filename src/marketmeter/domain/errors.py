@@ -64,7 +64,9 @@ class IdempotencyConflict(MeteringError):
 
 
 class CustomerNotEntitled(MeteringError):
-    default_message = "Exception thrown when the customer does not have a valid subscription for the product."
+    default_message = (
+        "Exception thrown when the customer does not have a valid subscription for the product."
+    )
 
 
 class InvalidCustomerIdentifier(MeteringError):

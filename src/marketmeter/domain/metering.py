@@ -257,7 +257,9 @@ class Metering:
             return occupant.record_id
 
 
-def entitlement(reader: Reader, caller: Caller, product: Product, now: datetime) -> Subscription | None:
+def entitlement(
+    reader: Reader, caller: Caller, product: Product, now: datetime
+) -> Subscription | None:
     """The caller's active subscription; None in preview mode (the seller's own account)."""
     if caller.account_id == product.seller_account_id:
         return None

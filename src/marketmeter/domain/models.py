@@ -11,7 +11,12 @@ from marketmeter.domain.quantities import Quantity
 ProductType = Literal["saas", "ami", "container"]
 PRODUCT_TYPES: tuple[ProductType, ...] = ("saas", "ami", "container")
 Operation = Literal["MeterUsage", "BatchMeterUsage", "ResolveCustomer", "RegisterUsage"]
-OPERATIONS: tuple[Operation, ...] = ("MeterUsage", "BatchMeterUsage", "ResolveCustomer", "RegisterUsage")
+OPERATIONS: tuple[Operation, ...] = (
+    "MeterUsage",
+    "BatchMeterUsage",
+    "ResolveCustomer",
+    "RegisterUsage",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,5 +247,8 @@ def allocation_identity(
     if not allocations:
         return ()
     return tuple(
-        sorted((a.quantity.micros, tuple(sorted((t.key, t.value) for t in a.tags))) for a in allocations)
+        sorted(
+            (a.quantity.micros, tuple(sorted((t.key, t.value) for t in a.tags)))
+            for a in allocations
+        )
     )

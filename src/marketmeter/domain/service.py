@@ -21,8 +21,8 @@ from marketmeter.domain.models import (
     Caller,
     Catalog,
     MeterUsageRequest,
-    RegistrationToken,
     RegisterUsageOutcome,
+    RegistrationToken,
     ResolvedCustomer,
     SigningKey,
     Subscription,
@@ -43,9 +43,7 @@ class ServiceSettings:
 
 
 class MeteringService:
-    def __init__(
-        self, store: Store, clock: Clock, settings: ServiceSettings | None = None
-    ) -> None:
+    def __init__(self, store: Store, clock: Clock, settings: ServiceSettings | None = None) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings or ServiceSettings()

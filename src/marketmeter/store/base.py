@@ -11,8 +11,8 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from marketmeter.domain.models import (
-    Account,
     AccessKey,
+    Account,
     ClientTokenEntry,
     MeteringRecord,
     Product,

@@ -14,7 +14,6 @@ import orjson
 from marketmeter.domain.allocations import allocation_as_sent, allocation_from_sent
 from marketmeter.domain.models import Allocation
 
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from marketmeter.domain.models import (
-    Account,
     AccessKey,
+    Account,
     ClientTokenEntry,
     MeteringRecord,
     Product,
@@ -57,15 +57,16 @@ _SLOT_WHERE = (
 class _QueriesBase:
     """The Reader methods, on `self._conn`."""
 
-    _conn: sqlite3.Connection
+    def _db(self) -> sqlite3.Connection:
+        raise NotImplementedError
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         with _translate_errors():
-            return self._conn.execute(sql, params).fetchone()
+            return self._db().execute(sql, params).fetchone()
 
     def _all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         with _translate_errors():
-            return self._conn.execute(sql, params).fetchall()
+            return self._db().execute(sql, params).fetchall()
 
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
         row = self._one(
@@ -163,7 +164,6 @@ class _QueriesBase:
         return ClientTokenEntry(row[0], row[1], row[2], row[3], from_ms(row[4]))
 
 
-
 class SqliteStore(_QueriesBase):
     def __init__(
         self, path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL"
@@ -248,8 +248,7 @@ class SqliteStore(_QueriesBase):
 
     # -- reads outside a transaction ---------------------------------------------------
 
-    @property
-    def _conn(self) -> sqlite3.Connection:
+    def _db(self) -> sqlite3.Connection:
         return self._reader()
 
     def iter_records(self, product_code: str | None = None) -> Iterator[MeteringRecord]:
@@ -285,10 +284,13 @@ class SqliteTransaction(_QueriesBase):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
+    def _db(self) -> sqlite3.Connection:
+        return self._conn
+
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
         s = record.slot
         q = record.quantity
-        cursor = self._conn.execute(
+        cursor = self._db().execute(
             f"INSERT INTO metering_records ({_RECORD_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (product_code, customer_aws_account_id, resource, license_key, "
@@ -328,7 +330,7 @@ class SqliteTransaction(_QueriesBase):
         return _record(row)
 
     def claim_client_token(self, entry: ClientTokenEntry) -> ClientTokenEntry:
-        cursor = self._conn.execute(
+        cursor = self._db().execute(
             "INSERT INTO client_tokens (account_id, client_token, fingerprint, record_id, "
             "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, client_token) DO NOTHING",
             (
@@ -346,14 +348,14 @@ class SqliteTransaction(_QueriesBase):
         return found
 
     def upsert_account(self, account: Account) -> None:
-        self._conn.execute(
+        self._db().execute(
             "INSERT INTO accounts (account_id, name) VALUES (?, ?) "
             "ON CONFLICT (account_id) DO UPDATE SET name = excluded.name",
             (account.account_id, account.name),
         )
 
     def upsert_access_key(self, key: AccessKey) -> None:
-        self._conn.execute(
+        self._db().execute(
             "INSERT INTO access_keys (access_key_id, secret_access_key, account_id, "
             "session_token, expires_at, region, platform, actions) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (access_key_id) DO UPDATE SET "
@@ -373,7 +375,7 @@ class SqliteTransaction(_QueriesBase):
         )
 
     def upsert_product(self, product: Product) -> None:
-        self._conn.execute(
+        self._db().execute(
             "INSERT INTO products (product_code, seller_account_id, type, dimensions, "
             "fulfillment_url, concurrent_agreements) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (product_code) DO UPDATE SET "
@@ -392,7 +394,7 @@ class SqliteTransaction(_QueriesBase):
 
     def upsert_subscription(self, subscription: Subscription) -> None:
         s = subscription
-        self._conn.execute(
+        self._db().execute(
             "INSERT INTO subscriptions (license_arn, agreement_id, product_code, "
             "customer_aws_account_id, customer_identifier, created_at, ends_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (license_arn) DO UPDATE SET "
@@ -411,7 +413,7 @@ class SqliteTransaction(_QueriesBase):
         )
 
     def add_signing_key(self, key: SigningKey) -> bool:
-        cursor = self._conn.execute(
+        cursor = self._db().execute(
             "INSERT INTO signing_keys (product_code, version, private_pem, public_pem, "
             "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (product_code, version) DO NOTHING",
             (key.product_code, key.version, key.private_pem, key.public_pem, to_ms(key.created_at)),
@@ -419,7 +421,7 @@ class SqliteTransaction(_QueriesBase):
         return cursor.rowcount == 1
 
     def insert_registration_token(self, token: RegistrationToken) -> None:
-        self._conn.execute(
+        self._db().execute(
             "INSERT INTO registration_tokens (token, product_code, customer_aws_account_id, "
             "license_arn, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -471,7 +473,8 @@ def _record(row: Any) -> MeteringRecord:
 
 
 def _statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    # Our migrations keep "--" for comments only, never inside string literals.
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 

@@ -1,0 +1,63 @@
+"""Settings: one frozen object, built at the edge (flag, then environment, then default)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+from marketmeter.domain.registration import DEFAULT_TOKEN_TTL
+from marketmeter.domain.service import ServiceSettings
+from marketmeter.store.factory import DEFAULT_DATABASE_URL
+
+ENV_PREFIX = "MARKETMETER_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    threads: int = 8
+    token_ttl_seconds: int = int(DEFAULT_TOKEN_TTL.total_seconds())
+    regions: str = ""
+    """Comma-separated Regions where the API is enabled; empty enables every Region."""
+    throttling: bool = False
+    log_level: str = "info"
+
+    def service_settings(self) -> ServiceSettings:
+        regions = frozenset(r.strip() for r in self.regions.split(",") if r.strip())
+        return ServiceSettings(
+            registration_token_ttl=timedelta(seconds=self.token_ttl_seconds),
+            enabled_regions=regions or None,
+            throttling=self.throttling,
+        )
+
+    def to_environment(self) -> dict[str, str]:
+        """The settings as environment variables: how server worker processes get them."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[ENV_PREFIX + f.name.upper()] = (
+                ("1" if value else "0") if isinstance(value, bool) else str(value)
+            )
+        return out
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            else:
+                values[f.name] = raw
+        return cls(**values)  # type: ignore[arg-type]

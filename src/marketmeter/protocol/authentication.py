@@ -1,0 +1,51 @@
+"""From a signed request to a `Caller`: SigV4 verification against the catalog's access
+keys, then the session-token checks of temporary credentials.
+
+Clock skew and credential expiry use the real clock (clients sign with real time), never
+the service's (possibly travelled) clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from marketmeter.domain.models import AccessKey, Caller
+from marketmeter.protocol.errors import ProtocolError
+from marketmeter.protocol.sigv4 import SignedRequest, SigV4Error, SigV4Verifier
+
+INVALID_TOKEN = "The security token included in the request is invalid."
+EXPIRED_TOKEN = "The security token included in the request is expired"
+
+
+class Authenticator:
+    def __init__(
+        self,
+        lookup: Callable[[str], AccessKey | None],
+        verifier: SigV4Verifier,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._lookup = lookup
+        self._verifier = verifier
+        self._now = now
+
+    def authenticate(self, request: SignedRequest) -> Caller:
+        found: dict[str, AccessKey] = {}
+
+        def secret_for(access_key_id: str) -> str | None:
+            key = self._lookup(access_key_id)
+            if key is None:
+                return None
+            found[access_key_id] = key
+            return key.secret_access_key
+
+        try:
+            signature = self._verifier.verify(request, secret_for)
+        except SigV4Error as exc:
+            raise ProtocolError(exc.aws_type, exc.message) from None
+        key = found[signature.access_key_id]
+        if signature.session_token != key.session_token:
+            raise ProtocolError("UnrecognizedClientException", INVALID_TOKEN)
+        if key.expires_at is not None and self._now() >= key.expires_at:
+            raise ProtocolError("ExpiredTokenException", EXPIRED_TOKEN)
+        return Caller(access_key=key, region=signature.region)

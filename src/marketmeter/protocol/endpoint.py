@@ -1,0 +1,202 @@
+"""The AWS-compatible endpoint as an ASGI application.
+
+`POST /` (any path) with `X-Amz-Target: AWSMPMeteringService.<Operation>`: the body is
+read (at most 1 MB; larger → 413 without reading on), the signature verified, the JSON
+decoded and validated, the domain called on a worker thread, and the answer written as
+`application/x-amz-json-1.1` with `x-amzn-RequestId`. Errors are `{"__type", "message"}`
+with `X-Amzn-ErrorType`; a client's mistake is never a 500, and a 500 never shows a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from marketmeter import __version__
+from marketmeter.domain.errors import MeteringError
+from marketmeter.domain.service import MeteringService
+from marketmeter.protocol.authentication import Authenticator
+from marketmeter.protocol.errors import (
+    INTERNAL_ERROR,
+    ProtocolError,
+    WireError,
+    entity_too_large,
+    serialization_error,
+    unknown_operation,
+    wire_error,
+)
+from marketmeter.protocol.operations import Operation, compile_operations
+from marketmeter.protocol.service_model import signing_name, target_prefix
+from marketmeter.protocol.sigv4 import SignedRequest, SigV4Verifier
+from marketmeter.protocol.validation import RequestNotReadable
+from marketmeter.store.base import StoreUnavailable
+
+log = logging.getLogger("marketmeter.endpoint")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY_BYTES = 1024 * 1024
+CONTENT_TYPE = b"application/x-amz-json-1.1"
+
+
+class MeteringEndpoint:
+    def __init__(
+        self,
+        service: MeteringService,
+        *,
+        threads: int = 8,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        verifier: SigV4Verifier | None = None,
+    ) -> None:
+        self.service = service
+        self._max_body = max_body_bytes
+        self._operations = compile_operations()
+        self._prefix = target_prefix() + "."
+        self._auth = Authenticator(service.access_key, verifier or SigV4Verifier(signing_name()))
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="metering")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = str(uuid.uuid4())
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        target = next((v for k, v in headers if k == "x-amz-target"), None)
+        if target is None and scope["method"] in ("GET", "HEAD"):
+            await self._info(scope, send)
+            return
+        try:
+            body = await self._read_body(headers, receive)
+            request = SignedRequest(
+                method=scope["method"],
+                raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
+                query_string=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                body=body,
+            )
+            loop = asyncio.get_running_loop()
+            payload = await loop.run_in_executor(self._executor, self._handle, request, target)
+            await _respond(send, 200, orjson.dumps(payload), request_id)
+        except ProtocolError as exc:
+            await _respond_error(send, WireError(exc.aws_type, exc.status, exc.message), request_id)
+        except MeteringError as exc:
+            await _respond_error(send, wire_error(exc), request_id)
+        except StoreUnavailable as exc:
+            log.warning("request %s: store unavailable: %s", request_id, exc)
+            await _respond_error(send, INTERNAL_ERROR, request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            await _respond_error(send, INTERNAL_ERROR, request_id)
+
+    def _handle(self, request: SignedRequest, target: str | None) -> dict[str, Any]:
+        """Runs on a worker thread: authenticate, decode, call the domain."""
+        caller = self._auth.authenticate(request)
+        operation = self._operation(target)
+        try:
+            payload = orjson.loads(request.body) if request.body else {}
+        except orjson.JSONDecodeError as exc:
+            raise serialization_error(f"The request body is not valid JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise serialization_error("The request body must be a JSON object.")
+        try:
+            return operation.invoke(self.service, caller, payload)
+        except RequestNotReadable as exc:
+            raise serialization_error(str(exc)) from None
+
+    def _operation(self, target: str | None) -> Operation:
+        if target is None or not target.startswith(self._prefix):
+            raise unknown_operation(target)
+        operation = self._operations.get(target[len(self._prefix) :])
+        if operation is None:
+            raise unknown_operation(target)
+        return operation
+
+    async def _read_body(self, headers: list[tuple[str, str]], receive: Receive) -> bytes:
+        length = next((v for k, v in headers if k == "content-length"), None)
+        if length is not None and length.isdigit() and int(length) > self._max_body:
+            raise entity_too_large(self._max_body)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise entity_too_large(self._max_body)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def _info(self, scope: Scope, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "service": "marketmeter",
+                "version": __version__,
+                "endpoint": "POST / with X-Amz-Target: AWSMPMeteringService.<Operation>",
+            }
+        )
+        status = 200 if scope["path"] in ("/", "/health") else 404
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.service.store.close()
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    request_id: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", CONTENT_TYPE),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-amzn-requestid", request_id.encode()),
+    ]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _respond_error(send: Send, error: WireError, request_id: str) -> None:
+    body = orjson.dumps({"__type": error.aws_type, "message": error.message})
+    await _respond(
+        send, error.status, body, request_id, [(b"x-amzn-errortype", error.aws_type.encode())]
+    )

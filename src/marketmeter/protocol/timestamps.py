@@ -1,0 +1,67 @@
+"""Timestamps on the wire: read leniently, written as epoch-seconds numbers.
+
+SDKs send integer seconds (botocore, the AWS CLI), fractional seconds (JavaScript, Java,
+Go) and sometimes numeric strings; ISO 8601 strings are accepted too. Precision is kept to
+the millisecond. Every timestamp marketmeter writes is a JSON number, as the model says.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN = datetime(1, 1, 2, tzinfo=UTC)
+_MAX = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+class NotATimestamp(ValueError):
+    pass
+
+
+def parse_timestamp(value: object) -> datetime:
+    """A JSON value as a UTC datetime, floored to the millisecond.
+
+    Values beyond the years 1–9999 are clamped to the ends of that range: they are still
+    refused later, by the time-window rules, with TimestampOutOfBoundsException.
+    """
+    if isinstance(value, bool):
+        raise NotATimestamp("a boolean is not a timestamp")
+    if isinstance(value, int):
+        return _from_seconds(Decimal(value))
+    if isinstance(value, float):
+        return _from_seconds(Decimal(repr(value)))
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return _from_seconds(Decimal(text))
+        except (InvalidOperation, ValueError):
+            pass
+        try:
+            parsed = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise NotATimestamp("neither epoch seconds nor an ISO 8601 time") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+        return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+    raise NotATimestamp("expected epoch seconds (a number) or an ISO 8601 string")
+
+
+def _from_seconds(seconds: Decimal) -> datetime:
+    if not seconds.is_finite():
+        raise NotATimestamp("not a finite number")
+    millis = int((seconds * 1000).to_integral_value(rounding=ROUND_FLOOR))
+    try:
+        return _EPOCH + timedelta(milliseconds=millis)
+    except OverflowError:
+        return _MIN if millis < 0 else _MAX
+
+
+def to_epoch_seconds(ts: datetime) -> int | float:
+    """The JSON number for a timestamp: whole seconds as an integer, else milliseconds."""
+    delta = ts - _EPOCH
+    millis = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    if millis % 1000 == 0:
+        return millis // 1000
+    return millis / 1000

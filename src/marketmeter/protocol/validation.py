@@ -1,0 +1,207 @@
+"""Request validation compiled from the service model.
+
+For every input shape a checker is built once: it checks JSON types (a wrong type is a
+`SerializationException`, reported at once), converts timestamps, and collects every
+constraint violation — required members, lengths, value ranges, patterns, enums — in the
+wording of AWS's front end:
+
+    1 validation error detected: Value '' at 'usageDimension' failed to satisfy
+    constraint: Member must have length greater than or equal to 1
+
+Constraints of tags and of the allocation list are left to the domain, which reports them
+with the modeled InvalidTagException / InvalidUsageAllocationsException.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from botocore.model import ListShape, Shape, StructureShape
+
+from marketmeter.protocol.service_model import service_model
+from marketmeter.protocol.timestamps import NotATimestamp, parse_timestamp
+
+# Shapes whose constraints the domain checks, to answer with the modeled error.
+DOMAIN_CHECKED_SHAPES = frozenset({"Tag", "TagList", "TagKey", "TagValue", "UsageAllocations"})
+
+Checker = Callable[[Any, str, list[str]], Any]
+"""(value, path, violations) -> the value, converted; raises RequestNotReadable."""
+
+
+class RequestNotReadable(ValueError):
+    """A value of the wrong JSON type: a SerializationException."""
+
+
+def member_path(parent: str, member: str) -> str:
+    name = member[:1].lower() + member[1:]
+    return f"{parent}.{name}" if parent else name
+
+
+def show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return f"'[{len(value)} items]'" if value else "'[]'"
+    if isinstance(value, dict):
+        return "'{…}'"
+    if isinstance(value, bool):
+        return "'true'" if value else "'false'"
+    text = str(value)
+    if len(text) > 256:
+        text = text[:256] + "…"
+    return f"'{text}'"
+
+
+def violation(value: Any, path: str, constraint: str) -> str:
+    return f"Value {show(value)} at '{path}' failed to satisfy constraint: {constraint}"
+
+
+def compile_input(operation: str) -> Checker:
+    shape = service_model().operation_model(operation).input_shape
+    return _compile(shape, {})
+
+
+def _compile(shape: Shape, cache: dict[str, Checker]) -> Checker:
+    if shape.name in cache:
+        return cache[shape.name]
+    enforce = shape.name not in DOMAIN_CHECKED_SHAPES
+    kind = shape.type_name
+    checker: Checker
+    if kind == "structure":
+        assert isinstance(shape, StructureShape)
+        checker = _structure(shape, cache, enforce)
+    elif kind == "list":
+        assert isinstance(shape, ListShape)
+        checker = _list(shape, _compile(shape.member, cache), enforce)
+    elif kind == "string":
+        checker = _string(shape, enforce)
+    elif kind in ("integer", "long"):
+        checker = _integer(shape, enforce)
+    elif kind == "boolean":
+        checker = _boolean
+    elif kind == "timestamp":
+        checker = _timestamp
+    else:  # the Metering model has no other input types; fail loudly if one appears
+        raise NotImplementedError(f"shape type {kind} ({shape.name})")
+    cache[shape.name] = checker
+    return checker
+
+
+def _structure(shape: StructureShape, cache: dict[str, Checker], enforce: bool) -> Checker:
+    members = {name: _compile(member, cache) for name, member in shape.members.items()}
+    required = tuple(shape.required_members) if enforce else ()
+
+    def check(value: Any, path: str, out: list[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise RequestNotReadable(f"{_where(path)}expected a JSON object")
+        result: dict[str, Any] = {}
+        for name in required:
+            if value.get(name) is None:
+                out.append(violation(None, member_path(path, name), "Member must not be null"))
+        for name, member_value in value.items():
+            member_check = members.get(name)
+            if member_check is None or member_value is None:
+                continue  # unknown members are ignored, as AWS does; null is absent
+            result[name] = member_check(member_value, member_path(path, name), out)
+        return result
+
+    return check
+
+
+def _list(shape: ListShape, member: Checker, enforce: bool) -> Checker:
+    low, high = _bounds(shape, enforce)
+
+    def check(value: Any, path: str, out: list[str]) -> list[Any]:
+        if not isinstance(value, list):
+            raise RequestNotReadable(f"{_where(path)}expected a JSON array")
+        if low is not None and len(value) < low:
+            out.append(
+                violation(value, path, f"Member must have length greater than or equal to {low}")
+            )
+        if high is not None and len(value) > high:
+            out.append(
+                violation(value, path, f"Member must have length less than or equal to {high}")
+            )
+        return [member(item, f"{path}.{i}.member", out) for i, item in enumerate(value, 1)]
+
+    return check
+
+
+def _string(shape: Shape, enforce: bool) -> Checker:
+    low, high = _bounds(shape, enforce)
+    pattern_text = shape.metadata.get("pattern") if enforce else None
+    pattern = re.compile(pattern_text) if pattern_text else None
+    enum = tuple(shape.enum) if enforce and getattr(shape, "enum", None) else ()
+
+    def check(value: Any, path: str, out: list[str]) -> str:
+        if not isinstance(value, str):
+            raise RequestNotReadable(f"{_where(path)}expected a string")
+        if low is not None and len(value) < low:
+            out.append(
+                violation(value, path, f"Member must have length greater than or equal to {low}")
+            )
+        if high is not None and len(value) > high:
+            out.append(
+                violation(value, path, f"Member must have length less than or equal to {high}")
+            )
+        if pattern is not None and pattern.fullmatch(value) is None:
+            out.append(
+                violation(
+                    value, path, f"Member must satisfy regular expression pattern: {pattern_text}"
+                )
+            )
+        if enum and value not in enum:
+            out.append(
+                violation(value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]")
+            )
+        return value
+
+    return check
+
+
+def _integer(shape: Shape, enforce: bool) -> Checker:
+    low, high = _bounds(shape, enforce)
+
+    def check(value: Any, path: str, out: list[str]) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise RequestNotReadable(f"{_where(path)}expected a whole number, not {show(value)}")
+        if low is not None and value < low:
+            out.append(
+                violation(value, path, f"Member must have value greater than or equal to {low}")
+            )
+        if high is not None and value > high:
+            out.append(
+                violation(value, path, f"Member must have value less than or equal to {high}")
+            )
+        return value
+
+    return check
+
+
+def _boolean(value: Any, path: str, out: list[str]) -> bool:
+    if not isinstance(value, bool):
+        raise RequestNotReadable(f"{_where(path)}expected true or false, not {show(value)}")
+    return value
+
+
+def _timestamp(value: Any, path: str, out: list[str]) -> Any:
+    try:
+        return parse_timestamp(value)
+    except NotATimestamp as exc:
+        raise RequestNotReadable(
+            f"{_where(path)}{show(value)} is not a timestamp ({exc}): send epoch seconds"
+        ) from None
+
+
+def _bounds(shape: Shape, enforce: bool) -> tuple[int | None, int | None]:
+    if not enforce:
+        return None, None
+    return shape.metadata.get("min"), shape.metadata.get("max")
+
+
+def _where(path: str) -> str:
+    return f"Cannot read '{path}': " if path else "Cannot read the request: "
