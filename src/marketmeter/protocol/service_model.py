@@ -19,6 +19,12 @@ def service_model() -> ServiceModel:
     return get_session().get_service_model(SERVICE_NAME)
 
 
+def is_fault(error_shape_name: str) -> bool:
+    """True for a server-side error shape (`"fault": true`): HTTP 500."""
+    raw = service_model().shape_for(error_shape_name)._shape_model
+    return bool(raw.get("fault", False))
+
+
 def target_prefix() -> str:
     return str(service_model().metadata["targetPrefix"])
 

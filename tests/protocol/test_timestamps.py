@@ -1,0 +1,47 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from marketmeter.protocol.timestamps import NotATimestamp, parse_timestamp, to_epoch_seconds
+
+T = datetime(2026, 1, 1, 12, 30, 15, tzinfo=UTC)
+EPOCH = 1767270615
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        EPOCH,
+        float(EPOCH),
+        str(EPOCH),
+        "1.767270615e9",
+        "2026-01-01T12:30:15Z",
+        "2026-01-01T13:30:15+01:00",
+        "2026-01-01T12:30:15",
+    ],
+)
+def test_every_accepted_form_reads_the_same_instant(value: object) -> None:
+    assert parse_timestamp(value) == T
+
+
+def test_fractional_seconds_keep_milliseconds() -> None:
+    assert parse_timestamp(EPOCH + 0.123) == T.replace(microsecond=123000)
+    assert parse_timestamp(f"{EPOCH}.1239") == T.replace(microsecond=123000)
+    assert parse_timestamp("2026-01-01T12:30:15.987654Z") == T.replace(microsecond=987000)
+
+
+def test_values_outside_the_calendar_are_clamped_not_errors() -> None:
+    assert parse_timestamp(1e20).year == 9999
+    assert parse_timestamp(-1e20).year == 1
+
+
+@pytest.mark.parametrize("value", [True, None, [], {}, "yesterday", "", "NaN", "Infinity"])
+def test_other_values_are_not_timestamps(value: object) -> None:
+    with pytest.raises(NotATimestamp):
+        parse_timestamp(value)
+
+
+def test_timestamps_are_written_as_numbers() -> None:
+    assert to_epoch_seconds(T) == EPOCH
+    assert isinstance(to_epoch_seconds(T), int)
+    assert to_epoch_seconds(T.replace(microsecond=250000)) == EPOCH + 0.25

@@ -1,0 +1,160 @@
+"""The store interface's promises, run against every implementation (SQLite for now)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from marketmeter.domain.models import Account, ClientTokenEntry, MeteringRecord, SlotKey
+from marketmeter.domain.quantities import Quantity
+from marketmeter.store.base import Store, StoreUnavailable
+from marketmeter.store.sqlite import SqliteStore
+from tests.factories import alloc
+
+HOUR = datetime(2026, 3, 15, 12, tzinfo=UTC)
+
+Opener = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    opened: list[Store] = []
+
+    def opener() -> Store:
+        store = SqliteStore(tmp_path / "contract.db")
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()
+
+
+def make_record(
+    quantity: int = 1, *, dimension: str = "users", resource: str = ""
+) -> MeteringRecord:
+    return MeteringRecord(
+        record_id=str(uuid.uuid4()),
+        operation="BatchMeterUsage",
+        slot=SlotKey("prod", "444455556666", resource, "", dimension, HOUR),
+        timestamp=HOUR.replace(minute=7, second=3, microsecond=120000),
+        quantity=Quantity.from_integer(quantity),
+        allocations=(alloc(quantity, team="a"),),
+        customer_identifier="cust",
+        license_arn="arn:aws:license-manager::444455556666:license:l-1",
+        received_at=HOUR.replace(minute=8),
+    )
+
+
+def test_a_free_slot_stores_the_record_exactly(open_store: Opener) -> None:
+    store = open_store()
+    record = make_record(5)
+    with store.transaction() as tx:
+        assert tx.claim_slot(record) == record
+    assert list(store.iter_records()) == [record]
+
+
+def test_a_taken_slot_returns_the_occupant_and_stores_nothing(open_store: Opener) -> None:
+    store = open_store()
+    first, second = make_record(5), make_record(6)
+    with store.transaction() as tx:
+        tx.claim_slot(first)
+    with store.transaction() as tx:
+        assert tx.claim_slot(second) == first
+    assert store.count_records() == 1
+
+
+def test_other_dimensions_and_resources_are_other_slots(open_store: Opener) -> None:
+    store = open_store()
+    with store.transaction() as tx:
+        tx.claim_slot(make_record())
+        tx.claim_slot(make_record(dimension="gb"))
+        tx.claim_slot(make_record(resource="AKIA1"))
+    assert store.count_records() == 3
+
+
+def test_a_transaction_that_raises_leaves_nothing(open_store: Opener) -> None:
+    store = open_store()
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.claim_slot(make_record())
+        tx.upsert_account(Account("123456789012"))
+        raise RuntimeError("boom")
+    assert store.count_records() == 0
+    assert store.get_account("123456789012") is None
+
+
+def test_client_tokens_are_claimed_once(open_store: Opener) -> None:
+    store = open_store()
+    now = HOUR
+    first = ClientTokenEntry("444455556666", "tok", "fp-1", "rec-1", now)
+    with store.transaction() as tx:
+        assert tx.claim_client_token(first) == first
+    with store.transaction() as tx:
+        assert (
+            tx.claim_client_token(ClientTokenEntry("444455556666", "tok", "fp-2", "rec-2", now))
+            == first
+        )
+        assert (
+            tx.claim_client_token(
+                ClientTokenEntry("999999999999", "tok", "fp-3", "r3", now)
+            ).record_id
+            == "r3"
+        )
+
+
+def test_racing_claims_from_two_store_instances_store_one_record(open_store: Opener) -> None:
+    stores = [open_store(), open_store()]  # two connections sets, as two processes would have
+    candidates = [make_record(i % 3) for i in range(24)]
+    winners: list[MeteringRecord] = []
+    barrier = threading.Barrier(len(candidates))
+    lock = threading.Lock()
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        with stores[i % 2].transaction() as tx:
+            occupant = tx.claim_slot(candidates[i])
+        with lock:
+            winners.append(occupant)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(candidates))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({w.record_id for w in winners}) == 1
+    assert stores[0].count_records() == 1
+    assert winners[0] in candidates
+
+
+def test_reopening_keeps_the_data_and_migrations_run_once(
+    open_store: Opener, tmp_path: Path
+) -> None:
+    first = open_store()
+    with first.transaction() as tx:
+        tx.claim_slot(make_record())
+    first.close()
+    again = open_store()
+    assert again.count_records() == 1
+    conn = sqlite3.connect(tmp_path / "contract.db")
+    assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 1
+    conn.close()
+
+
+def test_a_locked_database_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "locked.db", busy_timeout_ms=50)
+    blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailable, match="locked"), store.transaction() as tx:
+            tx.claim_slot(make_record())
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert store.count_records() == 0
+    store.close()
