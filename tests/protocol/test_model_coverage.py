@@ -17,7 +17,7 @@ def test_every_input_member_of_the_model_is_handled() -> None:
 
 
 def test_every_modeled_error_has_a_domain_error_with_its_status() -> None:
-    mapped = {aws_type: status for aws_type, status in ERROR_TYPES.values()}
+    mapped = dict(ERROR_TYPES.values())
     for name in error_shape_names():
         assert name in mapped, name
         assert mapped[name] == (500 if is_fault(name) else 400), name

@@ -133,7 +133,7 @@ def test_tag_and_allocation_constraints_are_left_to_the_domain() -> None:
         "ProductCode": "p",
         "Timestamp": 1,
         "UsageDimension": "d",
-        "UsageAllocations": [{"AllocatedUsageQuantity": 1, "Tags": six + [{"Key": ""}]}],
+        "UsageAllocations": [{"AllocatedUsageQuantity": 1, "Tags": [*six, {"Key": ""}]}],
     }
     assert violations("MeterUsage", payload) == []
 

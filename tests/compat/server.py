@@ -1,0 +1,159 @@
+"""A real `marketmeter serve` process on a free port, for the compatibility suite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from tests.factories import KEYS
+
+NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def marketmeter(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command-line program."""
+    return subprocess.run(
+        [sys.executable, "-m", "marketmeter", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+@dataclass
+class Server:
+    db_path: Path
+    port: int
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    keys: dict[str, tuple[str, str, str]] = field(default_factory=lambda: dict(KEYS))
+    db_query: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.db_path}" + (f"?{self.db_query}" if self.db_query else "")
+
+    def start(self) -> None:
+        self.log_path = self.db_path.with_suffix(".log")
+        with self.log_path.open("ab") as log:
+            self.process = self._spawn(log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()}")
+
+    def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "marketmeter",
+                "serve",
+                "--port",
+                str(self.port),
+                "--database",
+                self.database_url,
+                "--log-level",
+                "warning",
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def client(
+        self, key: str = "seller", region: str = "us-east-1", config: Config = NO_RETRIES
+    ) -> Any:
+        key_id, secret, _ = self.keys[key]
+        return boto3.client(
+            "meteringmarketplace",
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            aws_session_token=SESSION_TOKENS.get(key),
+            config=config,
+        )
+
+    def record_count(self) -> int:
+        conn = sqlite3.connect(self.db_path)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM metering_records").fetchone()[0])
+        finally:
+            conn.close()
+
+    def records(self, product: str | None = None) -> list[dict[str, Any]]:
+        import json
+
+        args = ["records", "export", "--database", self.database_url]
+        if product:
+            args += ["--product", product]
+        return [json.loads(line) for line in marketmeter(*args).stdout.splitlines()]
+
+
+SESSION_TOKENS: dict[str, str] = {}
+
+
+def expect_error(
+    server: Server, code: str, status: int, call: Any, *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """Call an SDK method that must fail with `code` and `status`, storing nothing."""
+    from botocore.exceptions import ClientError
+
+    before = server.record_count()
+    try:
+        call(*args, **kwargs)
+    except ClientError as exc:
+        response: dict[str, Any] = exc.response
+    else:
+        raise AssertionError(f"expected {code}, the call succeeded")
+    assert response["Error"]["Code"] == code, response["Error"]
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == code
+    assert response["Error"]["Message"], "every error carries a message"
+    assert server.record_count() == before, "a failed request stored records"
+    return response
