@@ -1,0 +1,149 @@
+"""The JSON 1.1 wire: routing, body limits, unreadable input, timestamps, headers."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import orjson
+import pytest
+import requests
+
+from tests.compat.conftest import Fresh, recent
+from tests.compat.raw import assert_error, call, post, signed_headers
+from tests.compat.server import Server
+from tests.factories import AMI, SAAS
+
+pytestmark = pytest.mark.compat
+
+
+def test_success_headers(server: Server, fresh: Fresh) -> None:
+    response = call(
+        server,
+        "MeterUsage",
+        {"ProductCode": AMI, "Timestamp": int(recent().timestamp()), "UsageDimension": "gb"},
+        key=fresh.buyer_key(),
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-amz-json-1.1"
+    uuid.UUID(response.headers["x-amzn-requestid"])
+    date = parsedate_to_datetime(response.headers["date"])
+    assert abs((datetime.now(UTC) - date).total_seconds()) < 60
+    assert set(response.json()) == {"MeteringRecordId"}
+
+
+def test_an_unknown_operation(server: Server) -> None:
+    response = call(server, "DeleteEverything", {})
+    assert "DeleteEverything" in assert_error(response, "UnknownOperationException", 400)
+
+
+def test_a_missing_target(server: Server) -> None:
+    body = b"{}"
+    response = post(server, signed_headers(server, None, body), body)
+    assert_error(response, "UnknownOperationException", 400)
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"[1, 2]", b'{"RegistrationToken": "\xff\xfe"}', b"\x00"]
+)
+def test_unreadable_json_is_a_serialization_exception(server: Server, body: bytes) -> None:
+    response = call(server, "ResolveCustomer", body)
+    assert_error(response, "SerializationException", 400)
+
+
+def test_a_wrong_member_type_is_a_serialization_exception(server: Server, fresh: Fresh) -> None:
+    before = server.record_count()
+    record = {
+        "Timestamp": int(recent().timestamp()),
+        "CustomerAWSAccountId": fresh.customer()[0],
+        "Dimension": "users",
+        "Quantity": "5",
+    }
+    response = call(server, "BatchMeterUsage", {"ProductCode": SAAS, "UsageRecords": [record]})
+    assert "'usageRecords.1.member.quantity'" in assert_error(
+        response, "SerializationException", 400
+    )
+    assert server.record_count() == before
+
+
+def test_an_empty_body_is_read_as_an_empty_request(server: Server) -> None:
+    response = call(server, "ResolveCustomer", b"")
+    message = assert_error(response, "ValidationException", 400)
+    assert (
+        message
+        == "1 validation error detected: Value null at 'registrationToken' failed to satisfy constraint: Member must not be null"
+    )
+
+
+def test_a_body_over_one_megabyte_is_413(server: Server) -> None:
+    body = b'{"RegistrationToken": "' + b"x" * (1024 * 1024) + b'"}'
+    response = call(server, "ResolveCustomer", body)
+    assert_error(response, "RequestEntityTooLargeException", 413)
+
+
+def test_an_oversized_body_is_refused_without_reading_it(server: Server) -> None:
+    # Announce 50 MB, send 10 bytes, and expect the answer at once.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
+            b"X-Amz-Target: AWSMPMeteringService.ResolveCustomer\r\nContent-Length: 52428800\r\n\r\n"
+            b'{"Registr'
+        )
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 413 ")
+    assert b"RequestEntityTooLargeException" in reply
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (lambda t: t + 0.123, ".123Z"),  # fractional epoch seconds (JavaScript, Java, Go)
+        (lambda t: f"{t}.5", ".500Z"),  # a numeric string
+        (lambda t: datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z"), ".000Z"),
+        (lambda t: t, ".000Z"),  # integer seconds (botocore, the AWS CLI)
+    ],
+)
+def test_timestamps_are_read_in_every_form_and_echoed_as_numbers(
+    server: Server, fresh: Fresh, sent, stored: str
+) -> None:  # type: ignore[no-untyped-def]
+    t = int(recent().timestamp())
+    record = {
+        "Timestamp": sent(t),
+        "CustomerAWSAccountId": fresh.customer()[0],
+        "Dimension": "users",
+    }
+    response = call(server, "BatchMeterUsage", {"ProductCode": SAAS, "UsageRecords": [record]})
+    assert response.status_code == 200, response.text
+    result = response.json()["Results"][0]
+    assert isinstance(result["UsageRecord"]["Timestamp"], int | float)
+    assert int(result["UsageRecord"]["Timestamp"]) == t
+    [row] = [r for r in server.records(SAAS) if r["MeteringRecordId"] == result["MeteringRecordId"]]
+    assert row["Timestamp"].endswith(stored)
+
+
+def test_null_members_are_treated_as_absent(server: Server, fresh: Fresh) -> None:
+    payload = {
+        "ProductCode": AMI,
+        "Timestamp": int(recent().timestamp()),
+        "UsageDimension": "gb",
+        "UsageAllocations": None,
+        "ClientToken": None,
+    }
+    response = call(server, "MeterUsage", payload, key=fresh.buyer_key())
+    assert response.status_code == 200, response.text
+
+
+def test_the_path_is_ignored_for_routing(server: Server) -> None:
+    body = orjson.dumps({"RegistrationToken": "garbage"})
+    path = "/some/path?x=1&y=a%20b"
+    headers = signed_headers(server, "AWSMPMeteringService.ResolveCustomer", body, path=path)
+    assert_error(post(server, headers, body, path=path), "InvalidTokenException", 400)
+
+
+def test_get_shows_what_the_server_is(server: Server) -> None:
+    info = requests.get(server.url + "/", timeout=5)
+    assert info.status_code == 200
+    assert info.json()["service"] == "marketmeter"
+    assert requests.get(server.url + "/nothing-here", timeout=5).status_code == 404
