@@ -19,7 +19,7 @@ import yaml
 from tests.compat.server import SESSION_TOKENS, Server, free_port, marketmeter
 from tests.factories import BUYER, KEYS, SAAS, SELLER, make_catalog
 
-POOL = 200  # customers and buyer keys available to hand out
+POOL = 400  # customers and buyer keys available to hand out
 
 SESSION_TOKENS.update(
     {"session": "FwoGZXIvYXdzEXAMPLEsessiontoken", "expired": "FwoGZXIvYXdzEXPIREDtoken"}
