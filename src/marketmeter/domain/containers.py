@@ -22,7 +22,7 @@ from marketmeter.domain.errors import (
     NotFound,
     PlatformNotSupported,
 )
-from marketmeter.domain.metering import entitlement
+from marketmeter.domain.metering import entitlement, existing_product
 from marketmeter.domain.models import Caller, RegisterUsageOutcome, SigningKey
 from marketmeter.store.base import Store, Transaction
 
@@ -59,12 +59,7 @@ class Containers:
         self, caller: Caller, product_code: str, key_version: int, nonce: str | None
     ) -> RegisterUsageOutcome:
         now = self._clock.now()
-        product = self._store.get_product(product_code)
-        if product is None:
-            raise InvalidProductCode(
-                f"The product code passed does not match the product code used for publishing "
-                f"the product: no product {product_code}."
-            )
+        product = existing_product(self._store, product_code)
         if product.type != "container":
             raise InvalidProductCode(
                 f"Product {product_code} is a {product.type.upper()} product: RegisterUsage is "

@@ -182,12 +182,7 @@ class Metering:
 
     def meter_usage(self, caller: Caller, request: MeterUsageRequest) -> str:
         now = self._clock.now()
-        product = self._store.get_product(request.product_code)
-        if product is None:
-            raise InvalidProductCode(
-                f"The product code passed does not match the product code used for publishing "
-                f"the product: no product {request.product_code}."
-            )
+        product = existing_product(self._store, request.product_code)
         if product.type == "saas":
             raise InvalidProductCode(
                 f"Product {product.product_code} is a SaaS product: MeterUsage meters AMI and "
@@ -255,6 +250,16 @@ class Metering:
                         f"The ClientToken is being used for multiple requests: {token!r}."
                     )
             return occupant.record_id
+
+
+def existing_product(reader: Reader, product_code: str) -> Product:
+    product = reader.get_product(product_code)
+    if product is None:
+        raise InvalidProductCode(
+            "The product code passed does not match the product code used for publishing "
+            f"the product: no product {product_code}."
+        )
+    return product
 
 
 def entitlement(

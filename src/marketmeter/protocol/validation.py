@@ -116,14 +116,7 @@ def _list(shape: ListShape, member: Checker, enforce: bool) -> Checker:
     def check(value: Any, path: str, out: list[str]) -> list[Any]:
         if not isinstance(value, list):
             raise RequestNotReadable(f"{_where(path)}expected a JSON array")
-        if low is not None and len(value) < low:
-            out.append(
-                violation(value, path, f"Member must have length greater than or equal to {low}")
-            )
-        if high is not None and len(value) > high:
-            out.append(
-                violation(value, path, f"Member must have length less than or equal to {high}")
-            )
+        _check_length(value, path, out, low, high)
         return [member(item, f"{path}.{i}.member", out) for i, item in enumerate(value, 1)]
 
     return check
@@ -138,14 +131,7 @@ def _string(shape: Shape, enforce: bool) -> Checker:
     def check(value: Any, path: str, out: list[str]) -> str:
         if not isinstance(value, str):
             raise RequestNotReadable(f"{_where(path)}expected a string")
-        if low is not None and len(value) < low:
-            out.append(
-                violation(value, path, f"Member must have length greater than or equal to {low}")
-            )
-        if high is not None and len(value) > high:
-            out.append(
-                violation(value, path, f"Member must have length less than or equal to {high}")
-            )
+        _check_length(value, path, out, low, high)
         if pattern is not None and pattern.fullmatch(value) is None:
             out.append(
                 violation(
@@ -195,6 +181,17 @@ def _timestamp(value: Any, path: str, out: list[str]) -> Any:
         raise RequestNotReadable(
             f"{_where(path)}{show(value)} is not a timestamp ({exc}): send epoch seconds"
         ) from None
+
+
+def _check_length(
+    value: str | list[Any], path: str, out: list[str], low: int | None, high: int | None
+) -> None:
+    if low is not None and len(value) < low:
+        out.append(
+            violation(value, path, f"Member must have length greater than or equal to {low}")
+        )
+    if high is not None and len(value) > high:
+        out.append(violation(value, path, f"Member must have length less than or equal to {high}"))
 
 
 def _bounds(shape: Shape, enforce: bool) -> tuple[int | None, int | None]:
