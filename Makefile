@@ -21,8 +21,8 @@ test: lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
