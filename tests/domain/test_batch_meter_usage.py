@@ -93,9 +93,10 @@ def test_decimal_quantities_are_kept_exactly(service: MeteringService) -> None:
         record(AT, quantity="0.000001"),
         record(AT, dimension="storage_gb", quantity="9999999999.999999"),
     )
-    rows = stored(service)
-    assert [r["QuantityAsDecimal"] for r in rows] == ["0.000001", "9999999999.999999"]
-    assert micros(rows[1]["QuantityAsDecimal"]) == 9_999_999_999_999_999
+    rows = {r["Dimension"]: r for r in stored(service)}
+    assert rows["users"]["QuantityAsDecimal"] == "0.000001"
+    assert rows["storage_gb"]["QuantityAsDecimal"] == "9999999999.999999"
+    assert micros(rows["storage_gb"]["QuantityAsDecimal"]) == 9_999_999_999_999_999
 
 
 def test_the_hour_boundary_separates_slots(service: MeteringService) -> None:

@@ -75,35 +75,22 @@ class Metering:
                     )
         subscriptions = [self._subscription_for(product, r, licenses, now) for r in records]
 
-        results: list[RecordResult] = []
+        results = [RecordResult("CustomerNotSubscribed") for _ in records]
+        candidates = [
+            (i, _batch_record(product, record, subscription, now))
+            for i, (record, subscription) in enumerate(zip(records, subscriptions, strict=True))
+            if subscription is not None
+        ]
+        # Slots are claimed in one global order (stable: same-slot records keep their input
+        # order), so that concurrent transactions on PostgreSQL can never deadlock.
+        candidates.sort(key=lambda item: _slot_order(item[1].slot))
         with self._store.transaction() as tx:
-            for record, subscription in zip(records, subscriptions, strict=True):
-                if subscription is None:
-                    results.append(RecordResult("CustomerNotSubscribed"))
-                    continue
-                candidate = MeteringRecord(
-                    record_id=_new_id(),
-                    operation="BatchMeterUsage",
-                    slot=SlotKey(
-                        product_code=product.product_code,
-                        customer_aws_account_id=subscription.customer_aws_account_id,
-                        resource="",
-                        license_key=record.license_arn or "",
-                        dimension=record.dimension,
-                        hour=floor_to_hour(record.timestamp),
-                    ),
-                    timestamp=record.timestamp,
-                    quantity=record.quantity,
-                    allocations=record.allocations,
-                    customer_identifier=subscription.customer_identifier,
-                    license_arn=subscription.license_arn,
-                    received_at=now,
-                )
+            for i, candidate in candidates:
                 occupant = tx.claim_slot(candidate)
                 if occupant.record_id == candidate.record_id or occupant.same_usage(candidate):
-                    results.append(RecordResult("Success", occupant.record_id))
+                    results[i] = RecordResult("Success", occupant.record_id)
                 else:
-                    results.append(RecordResult("DuplicateRecord"))
+                    results[i] = RecordResult("DuplicateRecord")
         return BatchOutcome(tuple(results))
 
     def _batch_product(
@@ -250,6 +237,40 @@ class Metering:
                         f"The ClientToken is being used for multiple requests: {token!r}."
                     )
             return occupant.record_id
+
+
+def _batch_record(
+    product: Product, record: UsageRecord, subscription: Subscription, now: datetime
+) -> MeteringRecord:
+    return MeteringRecord(
+        record_id=_new_id(),
+        operation="BatchMeterUsage",
+        slot=SlotKey(
+            product_code=product.product_code,
+            customer_aws_account_id=subscription.customer_aws_account_id,
+            resource="",
+            license_key=record.license_arn or "",
+            dimension=record.dimension,
+            hour=floor_to_hour(record.timestamp),
+        ),
+        timestamp=record.timestamp,
+        quantity=record.quantity,
+        allocations=record.allocations,
+        customer_identifier=subscription.customer_identifier,
+        license_arn=subscription.license_arn,
+        received_at=now,
+    )
+
+
+def _slot_order(slot: SlotKey) -> tuple[str, str, str, str, str, datetime]:
+    return (
+        slot.product_code,
+        slot.customer_aws_account_id,
+        slot.resource,
+        slot.license_key,
+        slot.dimension,
+        slot.hour,
+    )
 
 
 def existing_product(reader: Reader, product_code: str) -> Product:
