@@ -13,6 +13,7 @@ from marketmeter.domain.catalog import parse_catalog
 from marketmeter.domain.service import MeteringService, ServiceSettings
 from marketmeter.store.sqlite import SqliteStore
 from tests.factories import make_catalog
+from tests.postgres import TemporaryPostgres, find_bindir
 
 NOW = datetime(2026, 3, 15, 12, 30, 0, tzinfo=UTC)
 
@@ -34,3 +35,28 @@ def service(store: SqliteStore, clock: FixedClock) -> MeteringService:
     svc = MeteringService(store, clock, ServiceSettings())
     svc.apply_catalog(parse_catalog(make_catalog()))
     return svc
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+_PG_SKIP = "PostgreSQL is not installed (no initdb): PostgreSQL tests skipped"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TemporaryPostgres]:
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip(_PG_SKIP)
+    server = TemporaryPostgres(bindir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    pg: TemporaryPostgres = request.getfixturevalue("postgres")
+    return pg.create_database()

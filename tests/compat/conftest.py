@@ -19,7 +19,7 @@ import yaml
 from tests.compat.server import SESSION_TOKENS, Server, free_port, marketmeter
 from tests.factories import BUYER, KEYS, SAAS, SELLER, make_catalog
 
-POOL = 400  # customers and buyer keys available to hand out
+POOL = 1000  # customers and buyer keys available to hand out
 
 SESSION_TOKENS.update(
     {"session": "FwoGZXIvYXdzEXAMPLEsessiontoken", "expired": "FwoGZXIvYXdzEXPIREDtoken"}
@@ -78,28 +78,41 @@ def compat_catalog(keys: dict[str, tuple[str, str, str]]) -> dict[str, Any]:
     return catalog
 
 
-def start_server(directory: Path, *extra_args: str, db_query: str = "") -> Server:
+def start_server(database_url: str, directory: Path, *extra_args: str) -> Server:
     """Apply the compat catalog with the real CLI, then serve it."""
     keys = compat_keys()
     catalog_path = directory / "catalog.yaml"
     catalog_path.write_text(yaml.safe_dump(compat_catalog(keys)))
-    server = Server(
-        db_path=directory / "compat.db",
-        port=free_port(),
-        extra_args=extra_args,
-        keys=keys,
-        db_query=db_query,
-    )
-    marketmeter("catalog", "apply", "--database", server.database_url, str(catalog_path))
+    server = Server(database_url, free_port(), directory, extra_args, keys=keys, fresh=_FRESH)
+    marketmeter("catalog", "apply", "--database", database_url, str(catalog_path))
     server.start()
     return server
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every compatibility test runs against both stores."""
+    return str(request.param)
+
+
+def new_database(
+    request: pytest.FixtureRequest, kind: str, directory: Path, options: str = ""
+) -> str:
+    """A fresh database of the kind; `options` are added as URL query parameters."""
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / 'compat.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database("compat")
+    return f"{url}?{options}" if options else url
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(
-        tmp_path_factory.mktemp("server"), "--regions", "us-east-1,us-west-2,eu-west-1"
-    )
+def server(
+    store_kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp(f"server-{store_kind}")
+    database_url = new_database(request, store_kind, directory)
+    srv = start_server(database_url, directory, "--regions", "us-east-1,us-west-2,eu-west-1")
     yield srv
     srv.stop()
 
@@ -125,7 +138,7 @@ class Fresh:
         return f"buyer{self.index()}"
 
 
-_FRESH = Fresh()
+_FRESH = Fresh()  # one counter for every server of the session: numbers are never reused
 
 
 @pytest.fixture

@@ -10,11 +10,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
+import psycopg
 from botocore.config import Config
 
 from tests.factories import KEYS
@@ -44,24 +48,27 @@ def marketmeter(
 
 @dataclass
 class Server:
-    db_path: Path
+    database_url: str
     port: int
+    directory: Path
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
     keys: dict[str, tuple[str, str, str]] = field(default_factory=lambda: dict(KEYS))
-    db_query: str = ""
+    fresh: Any = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.db_path}" + (f"?{self.db_query}" if self.db_query else "")
+    def kind(self) -> str:
+        return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "server.log"
 
     def start(self) -> None:
-        self.log_path = self.db_path.with_suffix(".log")
         with self.log_path.open("ab") as log:
             self.process = self._spawn(log)
         deadline = time.monotonic() + 30
@@ -119,12 +126,36 @@ class Server:
             config=config,
         )
 
+    def sql(self, query: str) -> list[tuple[Any, ...]]:
+        """Read the server's database directly (what was stored, not what was answered)."""
+        if self.kind == "sqlite":
+            path = urlsplit(self.database_url).path[1:]
+            conn = sqlite3.connect(path)
+            try:
+                return list(conn.execute(query).fetchall())
+            finally:
+                conn.close()
+        with psycopg.connect(_libpq(self.database_url)) as pg:
+            return list(pg.execute(query).fetchall())
+
     def record_count(self) -> int:
-        conn = sqlite3.connect(self.db_path)
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM metering_records").fetchone()[0])
-        finally:
-            conn.close()
+        return int(self.sql("SELECT COUNT(*) FROM metering_records")[0][0])
+
+    @contextmanager
+    def records_locked(self) -> Iterator[None]:
+        """Hold a lock on the records table, as a long maintenance job would."""
+        if self.kind == "sqlite":
+            conn = sqlite3.connect(urlsplit(self.database_url).path[1:], isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+            try:
+                yield
+            finally:
+                conn.execute("ROLLBACK")
+                conn.close()
+        else:
+            with psycopg.connect(_libpq(self.database_url)) as pg, pg.transaction():
+                pg.execute("LOCK TABLE metering_records IN ACCESS EXCLUSIVE MODE")
+                yield
 
     def records(self, product: str | None = None) -> list[dict[str, Any]]:
         import json
@@ -136,6 +167,11 @@ class Server:
 
 
 SESSION_TOKENS: dict[str, str] = {}
+
+
+def _libpq(url: str) -> str:
+    """The URL without marketmeter's own options and libpq's server options."""
+    return urlunsplit(urlsplit(url)._replace(query=""))
 
 
 def expect_error(

@@ -1,24 +1,28 @@
-"""Throttling and internal errors on a server of their own (quotas on, short lock wait)."""
+"""Throttling and internal errors, on a server of their own: quotas on, and a writer that
+gives up after 200 ms waiting for a lock."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.compat.conftest import Fresh, recent, start_server
-from tests.compat.server import Server, expect_error
+from tests.compat.conftest import Fresh, new_database, recent, start_server
+from tests.compat.server import Server
 from tests.factories import AMI, SAAS
 
 pytestmark = pytest.mark.compat
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def faulty(
+    store_kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp(f"faults-{store_kind}")
+    options = "busy_timeout_ms=200" if store_kind == "sqlite" else "options=-c%20lock_timeout%3D200"
     srv = start_server(
-        tmp_path_factory.mktemp("faults"), "--throttling", db_query="busy_timeout_ms=200"
+        new_database(request, store_kind, directory, options), directory, "--throttling"
     )
     yield srv
     srv.stop()
@@ -62,21 +66,22 @@ def test_a_locked_database_is_an_internal_error_and_the_retry_succeeds(
             "Quantity": 3,
         }
     ]
-    blocker = sqlite3.connect(faulty.db_path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
-        response = expect_error(
-            faulty,
-            "InternalServiceErrorException",
-            500,
-            faulty.client().batch_meter_usage,
-            ProductCode=SAAS,
-            UsageRecords=records,
-        )
-        assert response["Error"]["Message"] == "An internal error has occurred. Retry your request."
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
+    before = faulty.record_count()
+    with faulty.records_locked():
+        try:
+            faulty.client().batch_meter_usage(ProductCode=SAAS, UsageRecords=records)
+        except ClientError as exc:
+            response = exc.response
+        else:
+            raise AssertionError("the request succeeded while the records were locked")
+    assert response["Error"]["Code"] == "InternalServiceErrorException"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert (
+        response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"]
+        == "InternalServiceErrorException"
+    )
+    assert response["Error"]["Message"] == "An internal error has occurred. Retry your request."
+    assert faulty.record_count() == before
     first = faulty.client().batch_meter_usage(ProductCode=SAAS, UsageRecords=records)
     again = faulty.client().batch_meter_usage(ProductCode=SAAS, UsageRecords=records)
     assert first["Results"][0]["Status"] == again["Results"][0]["Status"] == "Success"

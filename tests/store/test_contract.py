@@ -1,4 +1,4 @@
-"""The store interface's promises, run against every implementation (SQLite for now)."""
+"""The store interface's promises, run against every implementation: SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from marketmeter.domain.models import Account, ClientTokenEntry, MeteringRecord, SlotKey
 from marketmeter.domain.quantities import Quantity
 from marketmeter.store.base import Store, StoreUnavailable
+from marketmeter.store.factory import open_store as open_database
 from marketmeter.store.sqlite import SqliteStore
 from tests.factories import alloc
 
@@ -22,12 +23,13 @@ HOUR = datetime(2026, 3, 15, 12, tzinfo=UTC)
 Opener = Callable[[], Store]
 
 
-@pytest.fixture(params=["sqlite"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+@pytest.fixture
+def open_store(database_url: str) -> Iterator[Opener]:
+    """Opens the same (fresh) database as often as asked: one store per process, as it were."""
     opened: list[Store] = []
 
     def opener() -> Store:
-        store = SqliteStore(tmp_path / "contract.db")
+        store = open_database(database_url)
         opened.append(store)
         return store
 
@@ -132,21 +134,47 @@ def test_racing_claims_from_two_store_instances_store_one_record(open_store: Ope
     assert winners[0] in candidates
 
 
-def test_reopening_keeps_the_data_and_migrations_run_once(
-    open_store: Opener, tmp_path: Path
-) -> None:
+def test_reopening_keeps_the_data(open_store: Opener) -> None:
     first = open_store()
     with first.transaction() as tx:
         tx.claim_slot(make_record())
     first.close()
     again = open_store()
     assert again.count_records() == 1
-    conn = sqlite3.connect(tmp_path / "contract.db")
-    assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 1
-    conn.close()
+    assert list(again.iter_records()) == list(again.iter_records("prod"))
 
 
-def test_a_locked_database_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            opened.append(open_database(database_url))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with opened[0].transaction() as tx:
+        tx.claim_slot(make_record())
+    assert all(s.count_records() == 1 for s in opened)
+    rows = opened[0]._all("SELECT version, name FROM schema_migrations", ())  # type: ignore[attr-defined]
+    assert [tuple(r) for r in rows] == [(1, "initial")]
+    for s in opened:
+        s.close()
+
+
+def test_an_unreachable_postgresql_is_unavailable(postgres: object) -> None:
+    with pytest.raises(StoreUnavailable, match="PostgreSQL"):
+        open_database("postgresql://nobody@127.0.0.1:1/none?pool_timeout=1")
+
+
+def test_a_locked_sqlite_database_is_unavailable_not_a_crash(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "locked.db", busy_timeout_ms=50)
     blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")

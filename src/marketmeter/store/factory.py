@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 from marketmeter.store.base import Store
 
@@ -14,8 +14,10 @@ class UnsupportedDatabase(ValueError):
 
 
 def open_store(url: str) -> Store:
-    """`sqlite:///relative.db`, `sqlite:////absolute/path.db`; options as query parameters:
-    `busy_timeout_ms` (default 5000) and `synchronous` (NORMAL or FULL)."""
+    """`sqlite:///relative.db`, `sqlite:////absolute/path.db` (options `busy_timeout_ms`,
+    default 5000, and `synchronous`, NORMAL or FULL), or `postgresql://user@host:port/db`
+    (options `pool_size`, default 16 connections per process, and `pool_timeout`, default 5
+    seconds to wait for a connection; every other parameter goes to libpq)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         from marketmeter.store.sqlite import SqliteStore
@@ -33,9 +35,17 @@ def open_store(url: str) -> Store:
             raise UnsupportedDatabase("busy_timeout_ms must be a whole number") from None
         return SqliteStore(path, busy_timeout_ms=busy, synchronous=synchronous)
     if parts.scheme in ("postgresql", "postgres"):
-        raise UnsupportedDatabase(
-            "PostgreSQL support is not built yet; use sqlite:///file.db for now"
-        )
+        from marketmeter.store.postgres import PostgresStore
+
+        query = parse_qs(parts.query, keep_blank_values=True)
+        ours = {k: query.pop(k)[-1] for k in ("pool_size", "pool_timeout") if k in query}
+        libpq_url = urlunsplit(parts._replace(query=urlencode(query, doseq=True, quote_via=quote)))
+        try:
+            pool_size = int(ours.get("pool_size", "16"))
+            pool_timeout = float(ours.get("pool_timeout", "5"))
+        except ValueError:
+            raise UnsupportedDatabase("pool_size and pool_timeout must be numbers") from None
+        return PostgresStore(libpq_url, pool_size=pool_size, pool_timeout=pool_timeout)
     raise UnsupportedDatabase(
         f"unsupported database URL {url!r}: use sqlite:///file.db or postgresql://…"
     )

@@ -1,0 +1,160 @@
+"""The production store: PostgreSQL through psycopg 3 and its connection pool.
+
+Any number of server processes may share one database: every claim is an
+`INSERT … ON CONFLICT DO NOTHING` on a unique key, so two processes racing for one slot,
+one ClientToken or one key version can never both win. Transactions run at READ COMMITTED:
+a claim that loses a race waits for the winner's commit and then reads the winner.
+Migrations take an advisory lock, so processes starting together apply each one once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from marketmeter.domain.models import MeteringRecord
+from marketmeter.store.base import StoreConflict, StoreUnavailable
+from marketmeter.store.migrations import migrations_for
+from marketmeter.store.sql import (
+    SqlReader,
+    SqlTransaction,
+    count_query,
+    record_from_row,
+    records_query,
+    statements,
+)
+
+MIGRATION_LOCK = 0x6D6D6574  # "mmet": the advisory lock migrations hold
+
+
+@lru_cache(maxsize=512)
+def to_pg(sql: str) -> str:
+    """The shared queries use `?`; psycopg wants `%s`. (None contains a literal `?`.)"""
+    return sql.replace("?", "%s")
+
+
+class PostgresRunner:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any]) -> Any:
+        with translate_errors():
+            return self._conn.execute(to_pg(sql), params).fetchone()
+
+    def fetchall(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[Any]:
+        with translate_errors():
+            return self._conn.execute(to_pg(sql), params).fetchall()
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any]) -> int:
+        with translate_errors():
+            return self._conn.execute(to_pg(sql), params).rowcount
+
+
+class _PooledRunner:
+    """Reads outside a transaction: each on a connection borrowed from the pool."""
+
+    def __init__(self, pool: ConnectionPool[Any], timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any]) -> Any:
+        with translate_errors(), self._pool.connection(self._timeout) as conn:
+            return conn.execute(to_pg(sql), params).fetchone()
+
+    def fetchall(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[Any]:
+        with translate_errors(), self._pool.connection(self._timeout) as conn:
+            return list(conn.execute(to_pg(sql), params).fetchall())
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any]) -> int:
+        with translate_errors(), self._pool.connection(self._timeout) as conn:
+            return int(conn.execute(to_pg(sql), params).rowcount)
+
+
+class PostgresStore(SqlReader):
+    def __init__(self, conninfo: str, *, pool_size: int = 16, pool_timeout: float = 5.0) -> None:
+        self.conninfo = conninfo
+        self._timeout = pool_timeout
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            open=False,
+            name="marketmeter",
+        )
+        self._closed = threading.Event()
+        with translate_errors():
+            # One direct connection first: an unreachable server is reported at once, in
+            # libpq's words, rather than as a pool that never filled.
+            psycopg.connect(conninfo, connect_timeout=max(1, int(pool_timeout))).close()
+            self._pool.open(wait=True, timeout=pool_timeout)
+            self._migrate()
+        self._reads = _PooledRunner(self._pool, pool_timeout)
+
+    def _runner(self) -> _PooledRunner:
+        return self._reads
+
+    def _migrate(self) -> None:
+        with self._pool.connection(self._timeout) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for migration in migrations_for("postgresql"):
+                if migration.version in applied:
+                    continue
+                for statement in statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        with (
+            translate_errors(),
+            self._pool.connection(self._timeout) as conn,
+            conn.transaction(),
+        ):
+            yield SqlTransaction(PostgresRunner(conn))
+
+    def iter_records(self, product_code: str | None = None) -> Iterator[MeteringRecord]:
+        sql, params = records_query(product_code)
+        with (
+            translate_errors(),
+            self._pool.connection(self._timeout) as conn,
+            conn.transaction(),
+            conn.cursor(name="marketmeter_export") as cursor,
+        ):
+            cursor.itersize = 2000
+            cursor.execute(to_pg(sql), params)
+            for row in cursor:
+                yield record_from_row(row)
+
+    def count_records(self, product_code: str | None = None) -> int:
+        sql, params = count_query(product_code)
+        return int(self._one(sql, params)[0])
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self._pool.close()
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.IntegrityError as exc:
+        raise StoreConflict(str(exc).strip()) from exc
+    except (psycopg.Error, PoolTimeout) as exc:
+        raise StoreUnavailable(f"PostgreSQL: {str(exc).strip()}") from exc
