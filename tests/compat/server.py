@@ -126,17 +126,18 @@ class Server:
             config=config,
         )
 
-    def sql(self, query: str) -> list[tuple[Any, ...]]:
-        """Read the server's database directly (what was stored, not what was answered)."""
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read the server's database directly (what was stored, not what was answered).
+        Placeholders are `?`."""
         if self.kind == "sqlite":
             path = urlsplit(self.database_url).path[1:]
             conn = sqlite3.connect(path)
             try:
-                return list(conn.execute(query).fetchall())
+                return list(conn.execute(query, params).fetchall())
             finally:
                 conn.close()
         with psycopg.connect(_libpq(self.database_url)) as pg:
-            return list(pg.execute(query).fetchall())
+            return [tuple(row) for row in pg.execute(query.replace("?", "%s"), params).fetchall()]
 
     def record_count(self) -> int:
         return int(self.sql("SELECT COUNT(*) FROM metering_records")[0][0])
