@@ -39,7 +39,7 @@ def database_option(f: F) -> F:
         envvar="MARKETMETER_DATABASE_URL",
         default=DEFAULT_DATABASE_URL,
         show_default=True,
-        help="Database URL: sqlite:///file.db (or postgresql://… once supported).",
+        help="Database URL: sqlite:///file.db or postgresql://user@host:5432/db.",
     )(f)
 
 
