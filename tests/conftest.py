@@ -60,3 +60,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     pg: TemporaryPostgres = request.getfixturevalue("postgres")
     return pg.create_database()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    bindir = find_bindir()
+    if bindir is None:
+        return "postgresql: not installed — the PostgreSQL tests will be SKIPPED"
+    return f"postgresql: {bindir} — the PostgreSQL tests will run"
