@@ -111,7 +111,7 @@ class TestErrors:
         expect_error(
             server,
             "IdempotencyConflictException",
-            400,
+            409,
             client.meter_usage,
             ProductCode=AMI,
             Timestamp=at,

@@ -16,11 +16,15 @@ def test_every_input_member_of_the_model_is_handled() -> None:
         assert members == HANDLED_INPUT_MEMBERS[name], name
 
 
+# Statuses the service's Smithy model declares (@httpError) that botocore's model drops.
+SMITHY_STATUS = {"IdempotencyConflictException": 409}
+
+
 def test_every_modeled_error_has_a_domain_error_with_its_status() -> None:
     mapped = dict(ERROR_TYPES.values())
     for name in error_shape_names():
         assert name in mapped, name
-        assert mapped[name] == (500 if is_fault(name) else 400), name
+        assert mapped[name] == SMITHY_STATUS.get(name, 500 if is_fault(name) else 400), name
 
 
 def test_the_internal_error_is_the_only_fault() -> None:

@@ -21,7 +21,8 @@ ERROR_TYPES: dict[type[domain.MeteringError], tuple[str, int]] = {
     domain.TimestampOutOfBounds: ("TimestampOutOfBoundsException", 400),
     domain.InvalidEndpointRegion: ("InvalidEndpointRegionException", 400),
     domain.DuplicateRequest: ("DuplicateRequestException", 400),
-    domain.IdempotencyConflict: ("IdempotencyConflictException", 400),
+    # @httpError(409) in the service's Smithy model (botocore's JSON model drops it).
+    domain.IdempotencyConflict: ("IdempotencyConflictException", 409),
     domain.CustomerNotEntitled: ("CustomerNotEntitledException", 400),
     domain.InvalidCustomerIdentifier: ("InvalidCustomerIdentifierException", 400),
     domain.InvalidLicense: ("InvalidLicenseException", 400),
