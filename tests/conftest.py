@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from marketmeter.clock import FixedClock
-from marketmeter.domain.catalog import parse_catalog
+from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.domain.service import MeteringService, ServiceSettings
 from marketmeter.store.sqlite import SqliteStore
 from tests.factories import make_catalog

@@ -8,6 +8,7 @@ from marketmeter.domain.service import MeteringService
 from marketmeter.protocol.endpoint import MeteringEndpoint
 from marketmeter.store import open_store
 from marketmeter.store.base import Store
+from marketmeter.store.cache import CachedStore
 
 
 def create_service(
@@ -23,7 +24,9 @@ def create_service(
 def create_app(
     settings: Settings, store: Store | None = None, clock: Clock | None = None
 ) -> MeteringEndpoint:
-    return MeteringEndpoint(create_service(settings, store, clock), threads=settings.threads)
+    """The server: its catalog reads are cached (`CachedStore`)."""
+    cached = CachedStore(store or open_store(settings.database_url))
+    return MeteringEndpoint(create_service(settings, cached, clock), threads=settings.threads)
 
 
 def app_from_environment() -> MeteringEndpoint:

@@ -22,7 +22,7 @@ import yaml
 from marketmeter import __version__
 from marketmeter.app import create_service
 from marketmeter.config import Settings
-from marketmeter.domain.catalog import parse_catalog
+from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.export import EXPORT_FIELDS
 from marketmeter.domain.service import MeteringService
@@ -85,15 +85,6 @@ def main() -> None:
     type=click.IntRange(1, 512),
     envvar="MARKETMETER_THREADS",
     help="Worker threads per process for database work.",
-)
-@click.option(
-    "--token-ttl",
-    "token_ttl_seconds",
-    default=4 * 3600,
-    show_default=True,
-    type=click.IntRange(1),
-    envvar="MARKETMETER_TOKEN_TTL_SECONDS",
-    help="Default registration-token lifetime (seconds).",
 )
 @click.option(
     "--regions",
@@ -195,7 +186,8 @@ def token() -> None:
     "--expires-in",
     type=click.IntRange(1),
     default=None,
-    help="Lifetime in seconds (default: the server's, 4 hours).",
+    envvar="MARKETMETER_TOKEN_TTL_SECONDS",
+    help="Lifetime in seconds (default: 4 hours).",
 )
 def token_issue(
     database_url: str, product_code: str, customer_account: str, expires_in: int | None

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import timedelta
 
-from marketmeter.domain.registration import DEFAULT_TOKEN_TTL
 from marketmeter.domain.service import ServiceSettings
 from marketmeter.store.factory import DEFAULT_DATABASE_URL
 
@@ -21,7 +19,6 @@ class Settings:
     port: int = 8080
     workers: int = 1
     threads: int = 8
-    token_ttl_seconds: int = int(DEFAULT_TOKEN_TTL.total_seconds())
     regions: str = ""
     """Comma-separated Regions where the API is enabled; empty enables every Region."""
     throttling: bool = False
@@ -30,7 +27,6 @@ class Settings:
     def service_settings(self) -> ServiceSettings:
         regions = frozenset(r.strip() for r in self.regions.split(",") if r.strip())
         return ServiceSettings(
-            registration_token_ttl=timedelta(seconds=self.token_ttl_seconds),
             enabled_regions=regions or None,
             throttling=self.throttling,
         )

@@ -243,3 +243,17 @@ def test_dry_run_without_the_permission_is_unauthorized(server: Server) -> None:
         UsageQuantity=1,
         DryRun=True,
     )
+
+
+def test_permission_is_checked_before_the_request_is_read(server: Server) -> None:
+    # A malformed decimal (a ValidationException), but the key may not call MeterUsage at all.
+    expect_error(
+        server,
+        "AccessDeniedException",
+        400,
+        server.client("limited").meter_usage,
+        ProductCode=AMI,
+        Timestamp=recent(),
+        UsageDimension="gb",
+        UsageQuantityAsDecimal="1.2.3",
+    )

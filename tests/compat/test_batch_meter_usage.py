@@ -450,3 +450,26 @@ class TestErrors:
             UsageRecords=records,
         )
         assert "ap-south-1" in response["Error"]["Message"]
+
+
+def test_a_license_of_an_ami_product_is_refused(server: Server) -> None:
+    [(license_arn,)] = server.sql(
+        "SELECT license_arn FROM subscriptions WHERE product_code = ? AND customer_aws_account_id = ?",
+        (AMI, BUYER),
+    )
+    records = [
+        {
+            "Timestamp": recent(),
+            "CustomerAWSAccountId": BUYER,
+            "LicenseArn": license_arn,
+            "Dimension": "vcpu_hours",
+        }
+    ]
+    response = expect_error(
+        server,
+        "InvalidProductCodeException",
+        400,
+        server.client().batch_meter_usage,
+        UsageRecords=records,
+    )
+    assert "SaaS" in response["Error"]["Message"]

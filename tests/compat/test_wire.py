@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -14,7 +15,7 @@ import requests
 from tests.compat.conftest import Fresh, recent
 from tests.compat.raw import assert_error, call, post, signed_headers
 from tests.compat.server import Server
-from tests.factories import AMI, SAAS
+from tests.factories import AMI, CONTAINER, SAAS
 
 pytestmark = pytest.mark.compat
 
@@ -147,3 +148,88 @@ def test_get_shows_what_the_server_is(server: Server) -> None:
     assert info.status_code == 200
     assert info.json()["service"] == "marketmeter"
     assert requests.get(server.url + "/nothing-here", timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "1e999990",
+        "9" * 60,
+        "-1e999999",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:30:00-05:00",
+        1e300,
+    ],
+)
+def test_absurd_timestamps_are_refused_at_once(
+    server: Server, fresh: Fresh, timestamp: object
+) -> None:
+    payload = {"ProductCode": AMI, "Timestamp": timestamp, "UsageDimension": "gb"}
+    started = time.monotonic()
+    response = call(server, "MeterUsage", payload, key=fresh.buyer_key())
+    assert time.monotonic() - started < 2
+    assert response.status_code == 400
+    assert response.json()["__type"] in {"TimestampOutOfBoundsException", "SerializationException"}
+
+
+def test_a_nul_character_is_a_validation_exception(server: Server, fresh: Fresh) -> None:
+    payload = {
+        "ProductCode": AMI,
+        "Timestamp": int(recent().timestamp()),
+        "UsageDimension": "gb",
+        "ClientToken": "a\x00b",
+    }
+    before = server.record_count()
+    message = assert_error(
+        call(server, "MeterUsage", payload, key=fresh.buyer_key()), "ValidationException", 400
+    )
+    assert "NUL" in message
+    assert server.record_count() == before
+
+
+def test_a_huge_key_version_is_an_invalid_public_key_version(server: Server) -> None:
+    for version in (2**31, 18446744073709551615, 1e300):
+        response = call(
+            server,
+            "RegisterUsage",
+            {"ProductCode": CONTAINER, "PublicKeyVersion": version},
+            key="buyer",
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["__type"] in {
+            "InvalidPublicKeyVersionException",
+            "SerializationException",
+        }
+
+
+def test_two_targets_are_refused(server: Server) -> None:
+    body = b'{"RegistrationToken": "x"}'
+    headers = signed_headers(server, "AWSMPMeteringService.ResolveCustomer", body)
+    raw_headers = [(k, v) for k, v in headers.items()] + [
+        ("X-Amz-Target", "AWSMPMeteringService.MeterUsage")
+    ]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        head = "".join(f"{k}: {v}\r\n" for k, v in raw_headers)
+        sock.sendall(
+            f"POST / HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert b"UnknownOperationException" in reply
+
+
+def test_a_date_header_at_the_end_of_time_is_refused_before_authentication(server: Server) -> None:
+    body = b"{}"
+    headers = {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "AWSMPMeteringService.ResolveCustomer",
+        "Date": "Fri, 31 Dec 9999 23:59:59 -0100",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIAX/99991231/us-east-1/aws-marketplace/aws4_request, SignedHeaders=date;host, Signature="
+        + "0" * 64,
+    }
+    response = post(server, headers, body)
+    assert response.status_code == 400
+    assert response.json()["__type"] in {
+        "IncompleteSignatureException",
+        "InvalidSignatureException",
+    }

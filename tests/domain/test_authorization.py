@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 
 from marketmeter.clock import FixedClock
-from marketmeter.domain.catalog import parse_catalog
+from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.domain.errors import AccessDenied, DisabledApi, Throttled, Unauthorized
 from marketmeter.domain.service import MeteringService, ServiceSettings
 from marketmeter.store.sqlite import SqliteStore

@@ -165,7 +165,7 @@ def test_the_batch_window_is_24_hours(service: MeteringService) -> None:
 
 
 def test_month_end_grace_period(store, clock: FixedClock) -> None:  # type: ignore[no-untyped-def]
-    from marketmeter.domain.catalog import parse_catalog
+    from marketmeter.domain.catalog_file import parse_catalog
     from tests.factories import make_catalog
 
     svc = MeteringService(store, clock)

@@ -1,6 +1,6 @@
 import pytest
 
-from marketmeter.domain.catalog import parse_catalog
+from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.domain.errors import CatalogError, NotFound
 from marketmeter.domain.service import MeteringService
 from marketmeter.store.sqlite import SqliteStore
@@ -112,3 +112,12 @@ def test_cancel_subscription_of_unknown_things_is_not_found(service: MeteringSer
         service.cancel_subscription("nope", BUYER)
     with pytest.raises(NotFound):
         service.cancel_subscription(SAAS, "000000000000")
+
+
+def test_a_customer_identifier_belongs_to_one_account_per_product(service: MeteringService) -> None:
+    catalog = make_catalog()
+    catalog["subscriptions"][1]["customer_identifier"] = catalog["subscriptions"][0][
+        "customer_identifier"
+    ]
+    with pytest.raises(CatalogError, match="cannot also be account"):
+        service.apply_catalog(parse_catalog(catalog))

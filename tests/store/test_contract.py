@@ -164,7 +164,7 @@ def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
         tx.claim_slot(make_record())
     assert all(s.count_records() == 1 for s in opened)
     rows = opened[0]._all("SELECT version, name FROM schema_migrations", ())  # type: ignore[attr-defined]
-    assert [tuple(r) for r in rows] == [(1, "initial")]
+    assert [tuple(r) for r in rows] == [(1, "initial"), (2, "catalog_version")]
     for s in opened:
         s.close()
 
@@ -185,4 +185,20 @@ def test_a_locked_sqlite_database_is_unavailable_not_a_crash(tmp_path: Path) -> 
         blocker.execute("ROLLBACK")
         blocker.close()
     assert store.count_records() == 0
+    store.close()
+
+
+def test_a_failed_commit_leaves_the_sqlite_store_usable(tmp_path: Path) -> None:
+    from marketmeter.domain.models import AccessKey
+    from marketmeter.store.base import StoreConflict
+
+    store = SqliteStore(tmp_path / "commit.db")
+    with pytest.raises(StoreConflict, match="FOREIGN KEY"), store.transaction() as tx:
+        # A deferred foreign key fails at COMMIT, the way a full disk would.
+        tx._write("PRAGMA defer_foreign_keys = ON", ())  # type: ignore[attr-defined]
+        tx.upsert_access_key(AccessKey("AKIANOACCOUNT0000001", "s", "000000000000"))
+    with store.transaction() as tx:
+        tx.claim_slot(make_record())
+    assert store.count_records() == 1
+    assert store.get_access_key("AKIANOACCOUNT0000001") is None
     store.close()

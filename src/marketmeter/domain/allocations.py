@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from marketmeter.domain.errors import InvalidTag, InvalidUsageAllocations
 from marketmeter.domain.models import Allocation, Tag
-from marketmeter.domain.quantities import Quantity
+from marketmeter.domain.quantities import MICROS_PER_UNIT, Quantity, format_decimal
 
 MAX_ALLOCATIONS = 2500
 MAX_TAGS_PER_ALLOCATION = 5
@@ -107,7 +108,7 @@ def _kinds(as_decimal: bool) -> str:
 
 
 def _show(micros: int) -> str:
-    return Quantity.from_micros(micros, as_decimal=True).text
+    return format_decimal(Decimal(micros) / MICROS_PER_UNIT)
 
 
 def allocation_as_sent(allocation: Allocation) -> dict[str, Any]:

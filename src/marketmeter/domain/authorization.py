@@ -19,6 +19,9 @@ QUOTAS: dict[str, float] = {
 }
 
 
+MAX_BUCKETS = 10_000
+
+
 def authorize(caller: Caller, action: str, *, dry_run: bool = False) -> None:
     allowed = caller.access_key.actions
     if allowed is None or action in allowed:
@@ -53,6 +56,12 @@ class RateLimiter:
             return
         key = (caller.account_id, caller.region, operation)
         with self._lock:
+            if len(self._buckets) > MAX_BUCKETS:  # full buckets are the same as no bucket
+                self._buckets = {
+                    k: (t, at)
+                    for k, (t, at) in self._buckets.items()
+                    if (now - at).total_seconds() < 1
+                }
             tokens, last = self._buckets.get(key, (rate, now))
             elapsed = max((now - last).total_seconds(), 0.0)
             tokens = min(rate, tokens + elapsed * rate)

@@ -1,44 +1,19 @@
-"""The catalog: accounts and their access keys, products, subscriptions.
-
-`parse_catalog` turns the loaded YAML/JSON document into a checked `Catalog` (every
-mistake reported with its place, e.g. `products[2].type`); `CatalogService.apply` upserts
-it in one transaction, so applying the same file twice changes nothing.
-"""
+"""Applying the catalog: accounts and their access keys, products, subscriptions, upserted
+in one transaction, so that applying the same file twice changes nothing. Also ending
+subscriptions (`subscription cancel`)."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from marketmeter.clock import Clock
 from marketmeter.domain.containers import ensure_first_key
 from marketmeter.domain.errors import CatalogError, NotFound
-from marketmeter.domain.models import (
-    OPERATIONS,
-    PRODUCT_TYPES,
-    AccessKey,
-    Account,
-    Catalog,
-    CatalogSubscription,
-    Product,
-    Subscription,
-)
+from marketmeter.domain.models import Catalog, CatalogSubscription, Subscription
 from marketmeter.store.base import Store, StoreConflict, Transaction
-
-ACCOUNT_ID = re.compile(r"[0-9]{12}")
-ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
-PRODUCT_CODE = re.compile(r"[-a-zA-Z0-9/=:_.@]{1,255}")
-AGREEMENT_ID = re.compile(r"[A-Za-z0-9_/-]{1,64}")
-LICENSE_ARN = re.compile(
-    r"arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:"
-    r"[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}"
-)
-MAX_DIMENSIONS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,254 +22,6 @@ class ApplySummary:
     access_keys: int
     products: int
     subscriptions: int
-
-
-# -- parsing -------------------------------------------------------------------------------
-
-
-def parse_catalog(document: Any) -> Catalog:
-    errors: list[str] = []
-    if document is None:
-        document = {}
-    if not isinstance(document, Mapping):
-        raise CatalogError("the catalog must be a mapping with accounts, products, subscriptions")
-    _no_unknown(document, "", {"accounts", "products", "subscriptions"}, errors)
-    accounts: list[Account] = []
-    keys: list[AccessKey] = []
-    for i, item in enumerate(_list(document, "accounts", errors)):
-        at = f"accounts[{i}]"
-        if not _mapping(item, at, errors):
-            continue
-        _no_unknown(item, at, {"account_id", "name", "access_keys"}, errors)
-        account_id = _account_id(item.get("account_id"), f"{at}.account_id", errors)
-        name = _opt_str(item, "name", at, errors)
-        accounts.append(Account(account_id, name))
-        for j, key in enumerate(_list(item, "access_keys", errors, at)):
-            keys.append(_access_key(key, f"{at}.access_keys[{j}]", account_id, errors))
-    products = [
-        _product(item, f"products[{i}]", errors)
-        for i, item in enumerate(_list(document, "products", errors))
-    ]
-    subscriptions = [
-        _subscription(item, f"subscriptions[{i}]", errors)
-        for i, item in enumerate(_list(document, "subscriptions", errors))
-    ]
-    _unique([a.account_id for a in accounts], "account_id", errors)
-    _unique([k.access_key_id for k in keys], "access_key_id", errors)
-    _unique([p.product_code for p in products], "product_code", errors)
-    if errors:
-        raise CatalogError("the catalog has errors:\n  " + "\n  ".join(errors))
-    return Catalog(tuple(accounts), tuple(keys), tuple(products), tuple(subscriptions))
-
-
-def _access_key(item: Any, at: str, account_id: str, errors: list[str]) -> AccessKey:
-    if not _mapping(item, at, errors):
-        return AccessKey("", "", account_id)
-    _no_unknown(
-        item,
-        at,
-        {
-            "access_key_id",
-            "secret_access_key",
-            "session_token",
-            "expires_at",
-            "region",
-            "platform",
-            "actions",
-        },
-        errors,
-    )
-    key_id = _str(item, "access_key_id", at, errors)
-    if key_id and not ACCESS_KEY_ID.fullmatch(key_id):
-        errors.append(
-            f"{at}.access_key_id: 16 to 128 upper-case letters and digits, not {key_id!r}"
-        )
-    secret = _str(item, "secret_access_key", at, errors)
-    actions = item.get("actions")
-    action_set: frozenset[str] | None = None
-    if actions is not None:
-        if not isinstance(actions, list) or not all(a in OPERATIONS for a in actions):
-            errors.append(f"{at}.actions: a list of {', '.join(OPERATIONS)}")
-        else:
-            action_set = frozenset(actions)
-    return AccessKey(
-        access_key_id=key_id,
-        secret_access_key=secret,
-        account_id=account_id,
-        session_token=_opt_str(item, "session_token", at, errors),
-        expires_at=_opt_time(item, "expires_at", at, errors),
-        region=_opt_str(item, "region", at, errors),
-        platform=_opt_str(item, "platform", at, errors),
-        actions=action_set,
-    )
-
-
-def _product(item: Any, at: str, errors: list[str]) -> Product:
-    if not _mapping(item, at, errors):
-        return Product("", "", "saas", ())
-    _no_unknown(
-        item,
-        at,
-        {
-            "product_code",
-            "seller_account_id",
-            "type",
-            "dimensions",
-            "fulfillment_url",
-            "concurrent_agreements",
-        },
-        errors,
-    )
-    code = _str(item, "product_code", at, errors)
-    if code and not PRODUCT_CODE.fullmatch(code):
-        errors.append(f"{at}.product_code: 1 to 255 of a-z A-Z 0-9 - / = : _ . @, not {code!r}")
-    seller = _account_id(item.get("seller_account_id"), f"{at}.seller_account_id", errors)
-    kind = item.get("type", "saas")
-    if kind not in PRODUCT_TYPES:
-        errors.append(f"{at}.type: one of {', '.join(PRODUCT_TYPES)}, not {kind!r}")
-        kind = "saas"
-    dimensions = item.get("dimensions")
-    if (
-        not isinstance(dimensions, list)
-        or not dimensions
-        or not all(isinstance(d, str) and 1 <= len(d) <= 255 for d in dimensions)
-    ):
-        errors.append(f"{at}.dimensions: a non-empty list of names (1 to 255 characters)")
-        dimensions = []
-    elif len(set(dimensions)) != len(dimensions):
-        errors.append(f"{at}.dimensions: a dimension is listed twice")
-    elif kind != "saas" and len(dimensions) > MAX_DIMENSIONS:
-        errors.append(f"{at}.dimensions: at most {MAX_DIMENSIONS} for an {kind} product")
-    concurrent = item.get("concurrent_agreements", False)
-    if not isinstance(concurrent, bool):
-        errors.append(f"{at}.concurrent_agreements: true or false")
-        concurrent = False
-    return Product(
-        product_code=code,
-        seller_account_id=seller,
-        type=kind,
-        dimensions=tuple(dimensions),
-        fulfillment_url=_opt_str(item, "fulfillment_url", at, errors),
-        concurrent_agreements=concurrent,
-    )
-
-
-def _subscription(item: Any, at: str, errors: list[str]) -> CatalogSubscription:
-    if not _mapping(item, at, errors):
-        return CatalogSubscription("", "")
-    _no_unknown(
-        item,
-        at,
-        {
-            "product_code",
-            "customer_aws_account_id",
-            "customer_identifier",
-            "license_arn",
-            "agreement_id",
-            "status",
-        },
-        errors,
-    )
-    license_arn = _opt_str(item, "license_arn", at, errors)
-    if license_arn is not None and not LICENSE_ARN.fullmatch(license_arn):
-        errors.append(f"{at}.license_arn: not a license ARN: {license_arn!r}")
-    agreement_id = _opt_str(item, "agreement_id", at, errors)
-    if agreement_id is not None and not AGREEMENT_ID.fullmatch(agreement_id):
-        errors.append(f"{at}.agreement_id: 1 to 64 of A-Z a-z 0-9 _ / -, not {agreement_id!r}")
-    identifier = _opt_str(item, "customer_identifier", at, errors)
-    if identifier is not None and not 1 <= len(identifier) <= 255:
-        errors.append(f"{at}.customer_identifier: 1 to 255 characters")
-    status = item.get("status", "active")
-    if status not in ("active", "cancelled"):
-        errors.append(f"{at}.status: active or cancelled, not {status!r}")
-        status = "active"
-    return CatalogSubscription(
-        product_code=_str(item, "product_code", at, errors),
-        customer_aws_account_id=_account_id(
-            item.get("customer_aws_account_id"), f"{at}.customer_aws_account_id", errors
-        ),
-        customer_identifier=identifier,
-        license_arn=license_arn,
-        agreement_id=agreement_id,
-        status=status,
-    )
-
-
-def _account_id(value: Any, at: str, errors: list[str]) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # an unquoted YAML number; fine when all 12 digits survived
-    if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
-        errors.append(f'{at}: an AWS account ID of 12 digits, quoted (e.g. "111122223333")')
-        return ""
-    return value
-
-
-def _list(doc: Mapping[str, Any], key: str, errors: list[str], at: str = "") -> list[Any]:
-    value = doc.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        errors.append(f"{at + '.' if at else ''}{key}: a list")
-        return []
-    return value
-
-
-def _mapping(item: Any, at: str, errors: list[str]) -> bool:
-    if not isinstance(item, Mapping):
-        errors.append(f"{at}: a mapping of fields")
-        return False
-    return True
-
-
-def _str(item: Mapping[str, Any], key: str, at: str, errors: list[str]) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        errors.append(f"{at}.{key}: required text")
-        return ""
-    return value
-
-
-def _opt_str(item: Mapping[str, Any], key: str, at: str, errors: list[str]) -> str | None:
-    value = item.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        errors.append(f"{at}.{key}: text")
-        return None
-    return value
-
-
-def _opt_time(item: Mapping[str, Any], key: str, at: str, errors: list[str]) -> datetime | None:
-    value = item.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            value = None
-    if not isinstance(value, datetime):
-        errors.append(f"{at}.{key}: an ISO 8601 time, e.g. 2026-01-01T00:00:00Z")
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _no_unknown(item: Mapping[str, Any], at: str, known: set[str], errors: list[str]) -> None:
-    for key in item:
-        if key not in known:
-            place = f"{at}." if at else ""
-            errors.append(f"{place}{key}: unknown field (known: {', '.join(sorted(known))})")
-
-
-def _unique(values: list[str], what: str, errors: list[str]) -> None:
-    seen: set[str] = set()
-    for value in values:
-        if value and value in seen:
-            errors.append(f"{what} {value!r} appears twice")
-        seen.add(value)
-
-
-# -- applying ------------------------------------------------------------------------------
 
 
 class CatalogService:
@@ -367,6 +94,15 @@ class CatalogService:
                 customer_identifier=entry.customer_identifier or existing.customer_identifier,
                 agreement_id=entry.agreement_id or existing.agreement_id,
             )
+        for other in tx.find_subscriptions(
+            subscription.product_code, customer_identifier=subscription.customer_identifier
+        ):
+            if other.customer_aws_account_id != subscription.customer_aws_account_id:
+                raise CatalogError(
+                    f"customer identifier {subscription.customer_identifier!r} is account "
+                    f"{other.customer_aws_account_id}'s on {subscription.product_code}: it "
+                    f"cannot also be account {subscription.customer_aws_account_id}'s"
+                )
         if entry.status == "cancelled":
             ended = subscription.ends_at is not None and subscription.ends_at <= now
             subscription = replace(subscription, ends_at=subscription.ends_at if ended else now)

@@ -15,18 +15,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from marketmeter.clock import Clock
+from marketmeter.domain.entitlement import entitlement, existing_product
 from marketmeter.domain.errors import (
+    CatalogError,
     InvalidProductCode,
     InvalidPublicKeyVersion,
     InvalidRegion,
     NotFound,
     PlatformNotSupported,
 )
-from marketmeter.domain.metering import entitlement, existing_product
 from marketmeter.domain.models import Caller, RegisterUsageOutcome, SigningKey
 from marketmeter.store.base import Store, Transaction
 
 SUPPORTED_PLATFORMS = frozenset({"ecs", "eks", "fargate"})
+MAX_KEY_VERSION = 2**31 - 1
 KEY_BITS = 2048
 
 
@@ -78,7 +80,11 @@ class Containers:
                 f"({platform}). Currently, Amazon ECS, Amazon EKS, and AWS Fargate are supported."
             )
         entitlement(self._store, caller, product, now)
-        key = self._store.get_signing_key(product_code, key_version)
+        key = (
+            self._store.get_signing_key(product_code, key_version)
+            if key_version <= MAX_KEY_VERSION
+            else None
+        )
         if key is None:
             latest = self._store.latest_signing_key_version(product_code)
             raise InvalidPublicKeyVersion(
@@ -111,8 +117,12 @@ class Containers:
         if product.type != "container":
             raise NotFound(f"product {product_code} is not a container product: it has no keys")
         now = self._clock.now()
+        latest = self._store.latest_signing_key_version(product_code) or 0
+        key = new_signing_key(product_code, latest + 1, now)  # slow: outside the transaction
         with self._store.transaction() as tx:
-            latest = tx.latest_signing_key_version(product_code) or 0
-            key = new_signing_key(product_code, latest + 1, now)
-            tx.add_signing_key(key)
+            if not tx.add_signing_key(key):
+                raise CatalogError(
+                    f"{product_code}: key version {key.version} was added meanwhile; "
+                    "rotate again to add the next one"
+                )
         return key

@@ -6,12 +6,12 @@ JSON number and `QuantityAsDecimal` the exact decimal string; times are ISO 8601
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from marketmeter.domain.allocations import allocation_as_sent
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.quantities import format_decimal
+from marketmeter.instants import iso
 
 EXPORT_FIELDS = (
     "MeteringRecordId",
@@ -48,7 +48,3 @@ def export_row(record: MeteringRecord) -> dict[str, Any]:
     if record.allocations is not None:
         row["UsageAllocations"] = [allocation_as_sent(a) for a in record.allocations]
     return {k: row[k] for k in EXPORT_FIELDS if k in row}
-
-
-def iso(ts: datetime) -> str:
-    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from marketmeter.clock import Clock
 from marketmeter.domain.allocations import check_allocations
+from marketmeter.domain.entitlement import entitlement, existing_product
 from marketmeter.domain.errors import (
-    CustomerNotEntitled,
     DryRunSucceeded,
     DuplicateRequest,
     IdempotencyConflict,
@@ -44,7 +44,7 @@ from marketmeter.domain.timewindow import (
     check_meter_usage_window,
     floor_to_hour,
 )
-from marketmeter.store.base import Reader, Store
+from marketmeter.store.base import Store
 
 
 class Metering:
@@ -101,10 +101,7 @@ class Metering:
             if product is None or product.seller_account_id != caller.account_id:
                 raise InvalidProductCode(_not_your_product(product_code, caller))
             if product.type != "saas":
-                raise InvalidProductCode(
-                    f"Product {product_code} is an {product.type.upper()} product: "
-                    "BatchMeterUsage meters SaaS products. Use MeterUsage for it."
-                )
+                raise InvalidProductCode(_not_saas(product))
             return product, {}
         licenses: dict[str, Subscription] = {}
         products: dict[str, Product] = {}
@@ -136,6 +133,9 @@ class Metering:
                 )
             licenses[arn] = subscription
             products[product.product_code] = product
+        for product in products.values():
+            if product.type != "saas":
+                raise InvalidProductCode(_not_saas(product))
         if len(products) != 1:
             raise ValidationFailed(
                 [
@@ -273,34 +273,6 @@ def _slot_order(slot: SlotKey) -> tuple[str, str, str, str, str, datetime]:
     )
 
 
-def existing_product(reader: Reader, product_code: str) -> Product:
-    product = reader.get_product(product_code)
-    if product is None:
-        raise InvalidProductCode(
-            "The product code passed does not match the product code used for publishing "
-            f"the product: no product {product_code}."
-        )
-    return product
-
-
-def entitlement(
-    reader: Reader, caller: Caller, product: Product, now: datetime
-) -> Subscription | None:
-    """The caller's active subscription; None in preview mode (the seller's own account)."""
-    if caller.account_id == product.seller_account_id:
-        return None
-    for subscription in reader.find_subscriptions(
-        product.product_code, customer_aws_account_id=caller.account_id
-    ):
-        if subscription.is_active(now):
-            return subscription
-    raise CustomerNotEntitled(
-        f"Exception thrown when the customer does not have a valid subscription for the "
-        f"product: account {caller.account_id} has no active subscription to "
-        f"{product.product_code}."
-    )
-
-
 def _check_dimension(product: Product, dimension: str) -> None:
     if dimension not in product.dimensions:
         raise InvalidUsageDimension(
@@ -308,6 +280,13 @@ def _check_dimension(product: Product, dimension: str) -> None:
             f"products: {dimension!r} is not a dimension of {product.product_code} "
             f"({', '.join(product.dimensions)})."
         )
+
+
+def _not_saas(product: Product) -> str:
+    return (
+        f"Product {product.product_code} is an {product.type.upper()} product: "
+        "BatchMeterUsage meters SaaS products. Use MeterUsage for it."
+    )
 
 
 def _not_your_product(product_code: str, caller: Caller) -> str:

@@ -94,6 +94,8 @@ class Caller:
 
     access_key: AccessKey
     region: str
+    admitted_for: str | None = None
+    """The operation `MeteringService.admit` already let this caller make."""
 
     @property
     def account_id(self) -> str:

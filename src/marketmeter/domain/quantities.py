@@ -30,13 +30,6 @@ class Quantity:
     def from_decimal_string(cls, s: str) -> Quantity:
         return cls(Decimal(s), True, s)
 
-    @classmethod
-    def from_micros(cls, micros: int, as_decimal: bool) -> Quantity:
-        value = Decimal(micros) / MICROS_PER_UNIT
-        if not as_decimal:
-            return cls.from_integer(int(value))
-        return cls(value, True, format_decimal(value))
-
     @property
     def micros(self) -> int:
         """The value in millionths: the exact comparison and summing key."""

@@ -5,7 +5,7 @@ caller's permissions, the enabled Regions and the request quotas first."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +30,9 @@ from marketmeter.domain.models import (
 )
 from marketmeter.domain.registration import DEFAULT_TOKEN_TTL, Registration
 from marketmeter.store.base import Store
+
+# The operations DisabledApiException can refuse (the model lists it for these three).
+_SWITCHED_BY_REGION = frozenset({"BatchMeterUsage", "ResolveCustomer", "RegisterUsage"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ class MeteringService:
     def batch_meter_usage(
         self, caller: Caller, product_code: str | None, records: list[UsageRecord]
     ) -> BatchOutcome:
-        self._admit(caller, "BatchMeterUsage", api_switch=True)
+        self._admit(caller, "BatchMeterUsage")
         return self._metering.batch_meter_usage(caller, product_code, records)
 
     def meter_usage(self, caller: Caller, request: MeterUsageRequest) -> str:
@@ -71,23 +74,29 @@ class MeteringService:
         return self._metering.meter_usage(caller, request)
 
     def resolve_customer(self, caller: Caller, registration_token: str) -> ResolvedCustomer:
-        self._admit(caller, "ResolveCustomer", api_switch=True)
+        self._admit(caller, "ResolveCustomer")
         return self._registration.resolve(caller, registration_token)
 
     def register_usage(
         self, caller: Caller, product_code: str, public_key_version: int, nonce: str | None
     ) -> RegisterUsageOutcome:
-        self._admit(caller, "RegisterUsage", api_switch=True)
+        self._admit(caller, "RegisterUsage")
         return self._containers.register_usage(caller, product_code, public_key_version, nonce)
 
-    def _admit(
-        self, caller: Caller, operation: str, *, api_switch: bool = False, dry_run: bool = False
-    ) -> None:
+    def admit(self, caller: Caller, operation: str, *, dry_run: bool = False) -> Caller:
+        """The checks that come before a request is even read — permission, the Region's
+        switch, the quota — as AWS's front end makes them. The returned caller carries the
+        admission, so that the operation itself does not check (or count) it again."""
         authorize(caller, operation, dry_run=dry_run)
-        if api_switch:
+        if operation in _SWITCHED_BY_REGION:
             check_api_enabled(caller, self.settings.enabled_regions)
         if self._limiter is not None:
             self._limiter.acquire(caller, operation, self.clock.now())
+        return replace(caller, admitted_for=operation)
+
+    def _admit(self, caller: Caller, operation: str, *, dry_run: bool = False) -> None:
+        if caller.admitted_for != operation:
+            self.admit(caller, operation, dry_run=dry_run)
 
     # -- administration ----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from marketmeter.domain.errors import TimestampOutOfBounds
+from marketmeter.instants import iso
 
 METER_USAGE_WINDOW = timedelta(hours=6)
 BATCH_METER_USAGE_WINDOW = timedelta(hours=24)
@@ -34,7 +35,7 @@ def check_meter_usage_window(ts: datetime, now: datetime) -> None:
     if now - ts >= METER_USAGE_WINDOW:
         raise TimestampOutOfBounds(
             f"The timestamp value passed in the UsageRecord is out of allowed range: "
-            f"{_iso(ts)} is 6 hours or more before the current time {_iso(now)}."
+            f"{iso(ts)} is 6 hours or more before the current time {iso(now)}."
         )
 
 
@@ -43,13 +44,13 @@ def check_batch_window(ts: datetime, now: datetime) -> None:
     if now - ts >= BATCH_METER_USAGE_WINDOW:
         raise TimestampOutOfBounds(
             f"The timestamp value passed in the UsageRecord is out of allowed range: "
-            f"{_iso(ts)} is 24 hours or more before the current time {_iso(now)}."
+            f"{iso(ts)} is 24 hours or more before the current time {iso(now)}."
         )
     grace_end = start_of_next_month(ts) + MONTH_END_GRACE
     if now >= grace_end:
         raise TimestampOutOfBounds(
             f"The timestamp value passed in the UsageRecord is out of allowed range: "
-            f"records for {ts:%B %Y} were accepted until {_iso(grace_end)}."
+            f"records for {ts:%B %Y} were accepted until {iso(grace_end)}."
         )
 
 
@@ -57,9 +58,5 @@ def _check_future(ts: datetime, now: datetime) -> None:
     if ts - now > FUTURE_TOLERANCE:
         raise TimestampOutOfBounds(
             f"The timestamp value passed in the UsageRecord is out of allowed range: "
-            f"{_iso(ts)} is more than 5 minutes after the current time {_iso(now)}."
+            f"{iso(ts)} is more than 5 minutes after the current time {iso(now)}."
         )
-
-
-def _iso(ts: datetime) -> str:
-    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from marketmeter.domain.models import AccessKey, Caller
 from marketmeter.protocol.errors import ProtocolError
-from marketmeter.protocol.sigv4 import SignedRequest, SigV4Error, SigV4Verifier
+from marketmeter.protocol.sigv4 import MSG_UNKNOWN_KEY, SignedRequest, SigV4Error, SigV4Verifier
 
-INVALID_TOKEN = "The security token included in the request is invalid."
+INVALID_TOKEN = MSG_UNKNOWN_KEY
 EXPIRED_TOKEN = "The security token included in the request is expired"
 
 

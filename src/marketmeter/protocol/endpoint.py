@@ -31,11 +31,11 @@ from marketmeter.protocol.errors import (
     unknown_operation,
     wire_error,
 )
-from marketmeter.protocol.operations import Operation, compile_operations
+from marketmeter.protocol.operations import WireOperation, compile_operations
 from marketmeter.protocol.service_model import signing_name, target_prefix
 from marketmeter.protocol.sigv4 import SignedRequest, SigV4Verifier
 from marketmeter.protocol.validation import RequestNotReadable
-from marketmeter.store.base import StoreUnavailable
+from marketmeter.store.base import StoreConflict, StoreUnavailable
 
 log = logging.getLogger("marketmeter.endpoint")
 
@@ -63,6 +63,9 @@ class MeteringEndpoint:
         self._prefix = target_prefix() + "."
         self._auth = Authenticator(service.access_key, verifier or SigV4Verifier(signing_name()))
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="metering")
+        # A store whose calls are brief local work (SQLite) runs on the event loop itself;
+        # one that waits on a network (PostgreSQL) runs on the worker threads.
+        self._inline = getattr(service.store, "run_inline", False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -72,11 +75,14 @@ class MeteringEndpoint:
             return
         request_id = str(uuid.uuid4())
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
-        target = next((v for k, v in headers if k == "x-amz-target"), None)
-        if target is None and scope["method"] in ("GET", "HEAD"):
+        targets = [v for k, v in headers if k == "x-amz-target"]
+        target = targets[0] if len(targets) == 1 else None
+        if not targets and scope["method"] in ("GET", "HEAD"):
             await self._info(scope, send)
             return
         try:
+            if len(targets) > 1:
+                raise unknown_operation(", ".join(targets))
             body = await self._read_body(headers, receive)
             request = SignedRequest(
                 method=scope["method"],
@@ -85,13 +91,27 @@ class MeteringEndpoint:
                 headers=headers,
                 body=body,
             )
-            loop = asyncio.get_running_loop()
-            payload = await loop.run_in_executor(self._executor, self._handle, request, target)
+            if self._inline:
+                try:
+                    payload = self._handle(request, target)
+                finally:
+                    # Answer only from what is committed: a success, and an error (a
+                    # DuplicateRequest, say) found in rows of a group not yet committed.
+                    await self.service.store.durable()
+            else:
+                loop = asyncio.get_running_loop()
+                payload = await loop.run_in_executor(self._executor, self._handle, request, target)
             await _respond(send, 200, orjson.dumps(payload), request_id)
         except ProtocolError as exc:
             await _respond_error(send, WireError(exc.aws_type, exc.status, exc.message), request_id)
         except MeteringError as exc:
             await _respond_error(send, wire_error(exc), request_id)
+        except StoreConflict as exc:
+            await _respond_error(
+                send,
+                WireError("ValidationException", 400, f"The request cannot be stored: {exc}"),
+                request_id,
+            )
         except StoreUnavailable as exc:
             log.warning("request %s: store unavailable: %s", request_id, exc)
             await _respond_error(send, INTERNAL_ERROR, request_id)
@@ -114,7 +134,7 @@ class MeteringEndpoint:
         except RequestNotReadable as exc:
             raise serialization_error(str(exc)) from None
 
-    def _operation(self, target: str | None) -> Operation:
+    def _operation(self, target: str | None) -> WireOperation:
         if target is None or not target.startswith(self._prefix):
             raise unknown_operation(target)
         operation = self._operations.get(target[len(self._prefix) :])
@@ -124,7 +144,12 @@ class MeteringEndpoint:
 
     async def _read_body(self, headers: list[tuple[str, str]], receive: Receive) -> bytes:
         length = next((v for k, v in headers if k == "content-length"), None)
-        if length is not None and length.isdigit() and int(length) > self._max_body:
+        if (
+            length is not None
+            and length.isascii()
+            and length.isdigit()
+            and int(length) > self._max_body
+        ):
             raise entity_too_large(self._max_body)
         chunks: list[bytes] = []
         size = 0
@@ -166,11 +191,19 @@ class MeteringEndpoint:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self._inline:
+                    self._start_group_commit(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _start_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        store: Any = self.service.store
+        target = getattr(store, "inner", store)
+        if hasattr(target, "group_commit_on"):
+            target.group_commit_on(loop)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

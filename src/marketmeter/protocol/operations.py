@@ -30,13 +30,15 @@ Rules = Callable[[dict[str, Any], list[str]], None]
 
 
 @dataclass(frozen=True, slots=True)
-class Operation:
+class WireOperation:
     name: str
     check: Checker
     rules: Rules | None
     handler: Handler
 
     def invoke(self, service: MeteringService, caller: Caller, payload: Any) -> dict[str, Any]:
+        dry_run = isinstance(payload, dict) and payload.get("DryRun") is True
+        caller = service.admit(caller, self.name, dry_run=dry_run)
         violations: list[str] = []
         request = self.check(payload, "", violations)
         if self.rules is not None and not violations:
@@ -182,8 +184,8 @@ HANDLED_INPUT_MEMBERS: dict[str, frozenset[str]] = {
 """Every input member each handler reads; a test compares it with the installed model."""
 
 
-def compile_operations() -> dict[str, Operation]:
+def compile_operations() -> dict[str, WireOperation]:
     return {
-        name: Operation(name, compile_input(name), rules, handler)
+        name: WireOperation(name, compile_input(name), rules, handler)
         for name, (handler, rules) in _HANDLERS.items()
     }

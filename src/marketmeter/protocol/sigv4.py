@@ -204,11 +204,11 @@ def _parse_http_date(text: str) -> datetime | None:
     """An RFC 7231 ``Date`` header to an aware UTC datetime, or None when malformed."""
     try:
         parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        if parsed.tzinfo is None:  # "-0000": UTC with no claim about the local zone
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if parsed.tzinfo is None:  # "-0000": UTC with no claim about the local zone
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _format_minutes(skew: timedelta) -> str:

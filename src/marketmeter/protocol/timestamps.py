@@ -7,12 +7,15 @@ the millisecond. Every timestamp marketmeter writes is a JSON number, as the mod
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from marketmeter.instants import from_ms, to_ms
+
 _MIN = datetime(1, 1, 2, tzinfo=UTC)
 _MAX = datetime(9999, 12, 30, tzinfo=UTC)
+_MAX_TEXT = 64  # longer strings are no timestamp; and cost nothing to refuse
+_LIMIT_SECONDS = 253_402_300_800  # 10000-01-01: anything beyond is clamped
 
 
 class NotATimestamp(ValueError):
@@ -32,6 +35,8 @@ def parse_timestamp(value: object) -> datetime:
     if isinstance(value, float):
         return _from_seconds(Decimal(repr(value)))
     if isinstance(value, str):
+        if len(value) > _MAX_TEXT:
+            raise NotATimestamp("too long for a timestamp")
         text = value.strip()
         try:
             return _from_seconds(Decimal(text))
@@ -39,11 +44,13 @@ def parse_timestamp(value: object) -> datetime:
             pass
         try:
             parsed = datetime.fromisoformat(text.replace("z", "Z"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            parsed = parsed.astimezone(UTC)
         except ValueError:
             raise NotATimestamp("neither epoch seconds nor an ISO 8601 time") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        parsed = parsed.astimezone(UTC)
+        except OverflowError:  # a local time whose UTC instant is outside years 1–9999
+            return _MIN if parsed.year < 5000 else _MAX
         return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
     raise NotATimestamp("expected epoch seconds (a number) or an ISO 8601 string")
 
@@ -51,17 +58,18 @@ def parse_timestamp(value: object) -> datetime:
 def _from_seconds(seconds: Decimal) -> datetime:
     if not seconds.is_finite():
         raise NotATimestamp("not a finite number")
+    if abs(seconds) >= _LIMIT_SECONDS:  # compared before any arithmetic on a huge exponent
+        return _MIN if seconds < 0 else _MAX
     millis = int((seconds * 1000).to_integral_value(rounding=ROUND_FLOOR))
     try:
-        return _EPOCH + timedelta(milliseconds=millis)
+        return from_ms(millis)
     except OverflowError:
         return _MIN if millis < 0 else _MAX
 
 
 def to_epoch_seconds(ts: datetime) -> int | float:
     """The JSON number for a timestamp: whole seconds as an integer, else milliseconds."""
-    delta = ts - _EPOCH
-    millis = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    millis = to_ms(ts)
     if millis % 1000 == 0:
         return millis // 1000
     return millis / 1000

@@ -26,6 +26,9 @@ from marketmeter.protocol.timestamps import NotATimestamp, parse_timestamp
 # Shapes whose constraints the domain checks, to answer with the modeled error.
 DOMAIN_CHECKED_SHAPES = frozenset({"Tag", "TagList", "TagKey", "TagValue", "UsageAllocations"})
 
+NO_NUL = "Member must not contain the NUL character (U+0000)"
+MAX_EXACT_FLOAT = 2**53  # a float beyond it is not a whole number anyone sent on purpose
+
 Checker = Callable[[Any, str, list[str]], Any]
 """(value, path, violations) -> the value, converted; raises RequestNotReadable."""
 
@@ -66,7 +69,7 @@ def compile_input(operation: str) -> Checker:
 def _compile(shape: Shape, cache: dict[str, Checker]) -> Checker:
     if shape.name in cache:
         return cache[shape.name]
-    enforce = shape.name not in DOMAIN_CHECKED_SHAPES
+    enforce = shape.name not in DOMAIN_CHECKED_SHAPES  # (the domain also refuses NUL in tags)
     kind = shape.type_name
     checker: Checker
     if kind == "structure":
@@ -131,6 +134,8 @@ def _string(shape: Shape, enforce: bool) -> Checker:
     def check(value: Any, path: str, out: list[str]) -> str:
         if not isinstance(value, str):
             raise RequestNotReadable(f"{_where(path)}expected a string")
+        if enforce and "\x00" in value:
+            out.append(violation(value.replace("\x00", "\\0"), path, NO_NUL))
         _check_length(value, path, out, low, high)
         if pattern is not None and pattern.fullmatch(value) is None:
             out.append(
@@ -151,7 +156,7 @@ def _integer(shape: Shape, enforce: bool) -> Checker:
     low, high = _bounds(shape, enforce)
 
     def check(value: Any, path: str, out: list[str]) -> int:
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise RequestNotReadable(f"{_where(path)}expected a whole number, not {show(value)}")

@@ -1,4 +1,5 @@
-"""Storage: one small interface (`base`), an SQLite implementation (embedded default).
+"""Storage: one small interface (`base`); SQLite (the embedded default) and PostgreSQL
+(production) implementations on one set of queries (`sql`); a catalog cache (`cache`).
 
 This package holds the only SQL in marketmeter. Exactly-once is enforced here by unique
 keys (`INSERT … ON CONFLICT DO NOTHING`), never by a read-then-write in Python.

@@ -1,7 +1,9 @@
 """The store interface the domain is written against.
 
 `Reader` answers questions; `Transaction` adds writes, all committed together or not at
-all; `Store` hands out transactions and reads outside them. Implementations: `sqlite`.
+all; `Store` hands out transactions and reads outside them. Implementations:
+`sqlite.SqliteStore` and `postgres.PostgresStore`, both on the shared SQL of `sql`; a
+server wraps either in `cache.CachedStore`.
 """
 
 from __future__ import annotations
@@ -27,17 +29,20 @@ class StoreUnavailable(Exception):
 
 
 class StoreConflict(Exception):
-    """A write broke a uniqueness or reference rule of the schema (a caller's mistake)."""
+    """Data the database refuses: a uniqueness or reference rule of the schema broken, or a
+    value it cannot hold (a caller's mistake, not a fault)."""
 
 
 class Reader(Protocol):
+    def catalog_version(self) -> int:
+        """A number that changes whenever anything of the catalog changes."""
+        ...
+
     def get_access_key(self, access_key_id: str) -> AccessKey | None: ...
 
     def get_account(self, account_id: str) -> Account | None: ...
 
     def get_product(self, product_code: str) -> Product | None: ...
-
-    def list_products(self) -> list[Product]: ...
 
     def get_subscription_by_license(self, license_arn: str) -> Subscription | None: ...
 
@@ -105,5 +110,10 @@ class Store(Reader, Protocol):
         ...
 
     def count_records(self, product_code: str | None = None) -> int: ...
+
+    async def durable(self) -> None:
+        """Return once every unit of work this thread finished is committed (group commit:
+        a store may commit several units together, after they ran)."""
+        ...
 
     def close(self) -> None: ...

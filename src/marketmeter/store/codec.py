@@ -6,25 +6,14 @@ their wire form, exactly as sent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from marketmeter.domain.allocations import allocation_as_sent, allocation_from_sent
 from marketmeter.domain.models import Allocation
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_ms(ts: datetime) -> int:
-    """Exact integer arithmetic: no float rounding at the millisecond."""
-    delta = ts - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def from_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
+from marketmeter.instants import from_ms, to_ms
 
 
 def opt_to_ms(ts: datetime | None) -> int | None:

@@ -1,4 +1,4 @@
-"""Opening a store from a database URL (`sqlite:///file.db`)."""
+"""Opening a store from a database URL: `sqlite:///file.db` or `postgresql://…`."""
 
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql import (
     SqlReader,
     SqlTransaction,
-    count_query,
     record_from_row,
     records_query,
     statements,
@@ -140,9 +139,8 @@ class PostgresStore(SqlReader):
             for row in cursor:
                 yield record_from_row(row)
 
-    def count_records(self, product_code: str | None = None) -> int:
-        sql, params = count_query(product_code)
-        return int(self._one(sql, params)[0])
+    async def durable(self) -> None:
+        """Every transaction commits as it ends."""
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -154,7 +152,7 @@ class PostgresStore(SqlReader):
 def translate_errors() -> Iterator[None]:
     try:
         yield
-    except psycopg.IntegrityError as exc:
+    except (psycopg.IntegrityError, psycopg.DataError) as exc:
         raise StoreConflict(str(exc).strip()) from exc
     except (psycopg.Error, PoolTimeout) as exc:
         raise StoreUnavailable(f"PostgreSQL: {str(exc).strip()}") from exc

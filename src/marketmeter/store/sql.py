@@ -24,14 +24,13 @@ from marketmeter.domain.models import (
     Subscription,
 )
 from marketmeter.domain.quantities import Quantity
+from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import (
     allocations_from_json,
     allocations_to_json,
     dump_json,
-    from_ms,
     opt_from_ms,
     opt_to_ms,
-    to_ms,
 )
 
 
@@ -70,6 +69,13 @@ class SqlReader:
     def _all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         return self._runner().fetchall(sql, params)
 
+    def count_records(self, product_code: str | None = None) -> int:
+        sql, params = count_query(product_code)
+        return int(self._one(sql, params)[0])
+
+    def catalog_version(self) -> int:
+        return int(self._one("SELECT version FROM catalog_version WHERE id = 1", ())[0])
+
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
         row = self._one(
             "SELECT access_key_id, secret_access_key, account_id, session_token, expires_at, "
@@ -90,10 +96,6 @@ class SqlReader:
     def get_product(self, product_code: str) -> Product | None:
         row = self._one(_PRODUCT_SELECT + " WHERE product_code = ?", (product_code,))
         return None if row is None else _product(row)
-
-    def list_products(self) -> list[Product]:
-        rows = self._all(_PRODUCT_SELECT + " ORDER BY product_code")
-        return [_product(row) for row in rows]
 
     def get_subscription_by_license(self, license_arn: str) -> Subscription | None:
         row = self._one(_SUBSCRIPTION_SELECT + " WHERE license_arn = ?", (license_arn,))
@@ -178,6 +180,10 @@ class SqlTransaction(SqlReader):
     def _write(self, sql: str, params: tuple[Any, ...] | list[Any]) -> int:
         return self._run.execute(sql, params)
 
+    def _catalog_changed(self) -> None:
+        """Every catalog write bumps the version that server processes' caches check."""
+        self._write("UPDATE catalog_version SET version = version + 1 WHERE id = 1", ())
+
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
         s = record.slot
         q = record.quantity
@@ -239,6 +245,7 @@ class SqlTransaction(SqlReader):
         return found
 
     def upsert_account(self, account: Account) -> None:
+        self._catalog_changed()
         self._write(
             "INSERT INTO accounts (account_id, name) VALUES (?, ?) "
             "ON CONFLICT (account_id) DO UPDATE SET name = excluded.name",
@@ -246,6 +253,7 @@ class SqlTransaction(SqlReader):
         )
 
     def upsert_access_key(self, key: AccessKey) -> None:
+        self._catalog_changed()
         self._write(
             "INSERT INTO access_keys (access_key_id, secret_access_key, account_id, "
             "session_token, expires_at, region, platform, actions) "
@@ -266,6 +274,7 @@ class SqlTransaction(SqlReader):
         )
 
     def upsert_product(self, product: Product) -> None:
+        self._catalog_changed()
         self._write(
             "INSERT INTO products (product_code, seller_account_id, type, dimensions, "
             "fulfillment_url, concurrent_agreements) VALUES (?, ?, ?, ?, ?, ?) "
@@ -284,6 +293,7 @@ class SqlTransaction(SqlReader):
         )
 
     def upsert_subscription(self, subscription: Subscription) -> None:
+        self._catalog_changed()
         s = subscription
         self._write(
             "INSERT INTO subscriptions (license_arn, agreement_id, product_code, "
@@ -304,6 +314,7 @@ class SqlTransaction(SqlReader):
         )
 
     def add_signing_key(self, key: SigningKey) -> bool:
+        self._catalog_changed()
         changed = self._write(
             "INSERT INTO signing_keys (product_code, version, private_pem, public_pem, "
             "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (product_code, version) DO NOTHING",

@@ -3,13 +3,19 @@
 One writer connection, behind a lock, runs every transaction with `BEGIN IMMEDIATE`, so
 writers of this process queue in Python rather than spin on SQLite's busy handler; other
 processes (a CLI command, another server process) wait up to the busy timeout. Reads use
-one connection per thread. A transaction's commit returns only once SQLite has it in the
-WAL, so a reply sent after it survives a crash of the process (`synchronous=NORMAL`;
-`FULL` also survives a power cut, at the cost of an fsync per commit).
+one connection per thread. A commit returns only once SQLite has it in the WAL, so a reply
+sent after it survives a crash of the process (`synchronous=NORMAL`; `FULL` also survives a
+power cut, at the cost of an fsync per commit).
+
+Group commit: on a server's event loop (`group_commit_on`), the units of work of one loop
+iteration share one transaction — each in a savepoint of its own, so a failing unit rolls
+back alone — committed at the start of the next iteration; `durable()` is how a request
+waits for that commit before it answers. A commit is most of the cost of a small unit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -23,7 +29,6 @@ from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql import (
     SqlReader,
     SqlTransaction,
-    count_query,
     record_from_row,
     records_query,
     statements,
@@ -48,6 +53,9 @@ class SqliteRunner:
 
 
 class SqliteStore(SqlReader):
+    run_inline = True
+    """Calls are short local file operations: the endpoint makes them on its event loop."""
+
     def __init__(
         self, path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL"
     ) -> None:
@@ -58,6 +66,8 @@ class SqliteStore(SqlReader):
         self._write_lock = threading.Lock()
         self._connections_lock = threading.Lock()
         self._all_connections: list[sqlite3.Connection] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._group: asyncio.Future[None] | None = None
         with translate_errors():
             self._writer = self._connect()
             self._migrate()
@@ -106,9 +116,8 @@ class SqliteStore(SqlReader):
                     (migration.version, migration.name),
                 )
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        finally:
+            _end_transaction(conn)
 
     def close(self) -> None:
         with self._connections_lock:
@@ -118,17 +127,63 @@ class SqliteStore(SqlReader):
 
     # -- units of work -----------------------------------------------------------------
 
+    def group_commit_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on, every transaction runs on `loop`'s thread and commits in groups."""
+        self._loop = loop
+
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
+        if self._loop is not None:
+            with self._grouped_unit() as tx:
+                yield tx
+            return
         with self._write_lock, translate_errors():
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield SqlTransaction(SqliteRunner(conn))
+                conn.execute("COMMIT")
+            finally:
+                _end_transaction(conn)
+
+    @contextmanager
+    def _grouped_unit(self) -> Iterator[SqlTransaction]:
+        assert self._loop is not None
+        conn = self._writer
+        with translate_errors():
+            if self._group is None:
+                conn.execute("BEGIN IMMEDIATE")
+                self._group = self._loop.create_future()
+                self._group.add_done_callback(_consume_exception)
+                self._loop.call_soon(self._commit_group)
+            conn.execute("SAVEPOINT unit")
+            try:
+                yield SqlTransaction(SqliteRunner(conn))
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # (an I/O error may have rolled back everything)
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
                 raise
-            conn.execute("COMMIT")
+            conn.execute("RELEASE unit")
+
+    def _commit_group(self) -> None:
+        group, self._group = self._group, None
+        if group is None:
+            return
+        try:
+            with translate_errors():
+                try:
+                    self._writer.execute("COMMIT")
+                finally:
+                    _end_transaction(self._writer)
+        except StoreUnavailable as exc:
+            group.set_exception(exc)
+        else:
+            group.set_result(None)
+
+    async def durable(self) -> None:
+        if self._group is not None:
+            await asyncio.shield(self._group)
 
     # -- whole-table reads -------------------------------------------------------------
 
@@ -142,9 +197,17 @@ class SqliteStore(SqlReader):
         finally:
             conn.close()
 
-    def count_records(self, product_code: str | None = None) -> int:
-        sql, params = count_query(product_code)
-        return int(self._one(sql, params)[0])
+
+def _end_transaction(conn: sqlite3.Connection) -> None:
+    """After a commit, nothing to do; after a failure (even of COMMIT itself, which SQLite
+    may leave open), roll back, so that the connection can begin the next transaction."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _consume_exception(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # reported to the waiters; no "never retrieved" warning
 
 
 @contextmanager
