@@ -1,6 +1,6 @@
-from decimal import Decimal
+import pytest
 
-from marketmeter.domain.quantities import Quantity, format_decimal
+from marketmeter.domain.quantities import Quantity, format_micros
 
 
 def test_integer_and_decimal_forms_compare_by_value() -> None:
@@ -17,6 +17,11 @@ def test_integer_and_decimal_forms_compare_by_value() -> None:
 def test_micros_are_exact_for_the_largest_decimal() -> None:
     q = Quantity.from_decimal_string("9999999999.999999")
     assert q.micros == 9_999_999_999_999_999
+    assert str(q.value) == "9999999999.999999"
+
+
+def test_the_largest_integer_is_exact() -> None:
+    assert Quantity.from_integer(2147483647).micros == 2_147_483_647_000_000
 
 
 def test_text_keeps_what_was_sent() -> None:
@@ -24,8 +29,14 @@ def test_text_keeps_what_was_sent() -> None:
     assert Quantity.from_integer(4).text == "4"
 
 
-def test_format_decimal_is_the_shortest_exact_text() -> None:
-    assert format_decimal(Decimal("17.500")) == "17.5"
-    assert format_decimal(Decimal("17.000")) == "17"
-    assert format_decimal(Decimal("0.000001")) == "0.000001"
-    assert format_decimal(Decimal("1E+2")) == "100"
+@pytest.mark.parametrize("text", ["1.1234567", "-1", "1e3", "", ".5", "1.", "a"])
+def test_other_text_is_no_decimal_quantity(text: str) -> None:
+    with pytest.raises(ValueError):
+        Quantity.from_decimal_string(text)
+
+
+def test_format_micros_is_the_shortest_exact_text() -> None:
+    assert format_micros(17_500_000) == "17.5"
+    assert format_micros(17_000_000) == "17"
+    assert format_micros(1) == "0.000001"
+    assert format_micros(100_000_000) == "100"

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from marketmeter.domain.errors import InvalidTag, InvalidUsageAllocations
 from marketmeter.domain.models import Allocation, Tag
-from marketmeter.domain.quantities import MICROS_PER_UNIT, Quantity, format_decimal
+from marketmeter.domain.quantities import Quantity, format_micros
 
 MAX_ALLOCATIONS = 2500
 MAX_TAGS_PER_ALLOCATION = 5
@@ -108,7 +107,7 @@ def _kinds(as_decimal: bool) -> str:
 
 
 def _show(micros: int) -> str:
-    return format_decimal(Decimal(micros) / MICROS_PER_UNIT)
+    return format_micros(micros)
 
 
 def allocation_as_sent(allocation: Allocation) -> dict[str, Any]:
@@ -117,7 +116,7 @@ def allocation_as_sent(allocation: Allocation) -> dict[str, Any]:
     sent: dict[str, Any] = (
         {"AllocatedUsageQuantityAsDecimal": q.text}
         if q.as_decimal
-        else {"AllocatedUsageQuantity": int(q.value)}
+        else {"AllocatedUsageQuantity": q.whole}
     )
     if allocation.tags:
         sent["Tags"] = [{"Key": t.key, "Value": t.value} for t in allocation.tags]

@@ -10,7 +10,7 @@ from typing import Any
 
 from marketmeter.domain.allocations import allocation_as_sent
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.domain.quantities import format_decimal
+from marketmeter.domain.quantities import MICROS_PER_UNIT, format_micros
 from marketmeter.instants import iso
 
 EXPORT_FIELDS = (
@@ -30,8 +30,10 @@ EXPORT_FIELDS = (
 
 
 def export_row(record: MeteringRecord) -> dict[str, Any]:
-    value = record.quantity.value
-    number: int | float = int(value) if value == value.to_integral_value() else float(value)
+    micros = record.quantity.micros
+    number: int | float = (
+        micros // MICROS_PER_UNIT if micros % MICROS_PER_UNIT == 0 else micros / MICROS_PER_UNIT
+    )
     row: dict[str, Any] = {
         "MeteringRecordId": record.record_id,
         "ProductCode": record.product_code,
@@ -40,7 +42,7 @@ def export_row(record: MeteringRecord) -> dict[str, Any]:
         "LicenseArn": record.license_arn or None,
         "Dimension": record.slot.dimension,
         "Quantity": number,
-        "QuantityAsDecimal": format_decimal(value),
+        "QuantityAsDecimal": format_micros(micros),
         "Timestamp": iso(record.timestamp),
         "Operation": record.operation,
         "ReceivedAt": iso(record.received_at),

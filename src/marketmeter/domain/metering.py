@@ -9,7 +9,6 @@ also honours `ClientToken`: the same token with other parameters is an Idempoten
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import datetime
 
 from marketmeter.clock import Clock
@@ -26,6 +25,7 @@ from marketmeter.domain.errors import (
     InvalidUsageDimension,
     ValidationFailed,
 )
+from marketmeter.domain.ids import new_ids
 from marketmeter.domain.models import (
     BatchOutcome,
     Caller,
@@ -44,6 +44,7 @@ from marketmeter.domain.timewindow import (
     check_meter_usage_window,
     floor_to_hour,
 )
+from marketmeter.instants import to_ms
 from marketmeter.store.base import Store
 
 
@@ -76,21 +77,26 @@ class Metering:
         subscriptions = [self._subscription_for(product, r, licenses, now) for r in records]
 
         results = [RecordResult("CustomerNotSubscribed") for _ in records]
-        candidates = [
-            (i, _batch_record(product, record, subscription, now))
+        subscribed = [
+            (i, record, subscription)
             for i, (record, subscription) in enumerate(zip(records, subscriptions, strict=True))
             if subscription is not None
+        ]
+        ids = new_ids(len(subscribed), to_ms(now))
+        candidates = [
+            (i, _batch_record(record_id, product, record, subscription, now))
+            for record_id, (i, record, subscription) in zip(ids, subscribed, strict=True)
         ]
         # Slots are claimed in one global order (stable: same-slot records keep their input
         # order), so that concurrent transactions on PostgreSQL can never deadlock.
         candidates.sort(key=lambda item: _slot_order(item[1].slot))
         with self._store.transaction() as tx:
-            for i, candidate in candidates:
-                occupant = tx.claim_slot(candidate)
-                if occupant.record_id == candidate.record_id or occupant.same_usage(candidate):
-                    results[i] = RecordResult("Success", occupant.record_id)
-                else:
-                    results[i] = RecordResult("DuplicateRecord")
+            occupants = tx.claim_slots([candidate for _, candidate in candidates])
+        for (i, candidate), occupant in zip(candidates, occupants, strict=True):
+            if occupant.record_id == candidate.record_id or occupant.same_usage(candidate):
+                results[i] = RecordResult("Success", occupant.record_id)
+            else:
+                results[i] = RecordResult("DuplicateRecord")
         return BatchOutcome(tuple(results))
 
     def _batch_product(
@@ -187,7 +193,7 @@ class Metering:
         subscription = entitlement(self._store, caller, product, now)
 
         candidate = MeteringRecord(
-            record_id=_new_id(),
+            record_id=new_ids(1, to_ms(now))[0],
             operation="MeterUsage",
             slot=SlotKey(
                 product_code=product.product_code,
@@ -240,10 +246,10 @@ class Metering:
 
 
 def _batch_record(
-    product: Product, record: UsageRecord, subscription: Subscription, now: datetime
+    record_id: str, product: Product, record: UsageRecord, subscription: Subscription, now: datetime
 ) -> MeteringRecord:
     return MeteringRecord(
-        record_id=_new_id(),
+        record_id=record_id,
         operation="BatchMeterUsage",
         slot=SlotKey(
             product_code=product.product_code,
@@ -306,7 +312,3 @@ def _fingerprint(caller: Caller, request: MeterUsageRequest) -> str:
         repr(allocation_identity(request.allocations)),
     )
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())

@@ -46,6 +46,8 @@ def check_batch_window(ts: datetime, now: datetime) -> None:
             f"The timestamp value passed in the UsageRecord is out of allowed range: "
             f"{iso(ts)} is 24 hours or more before the current time {iso(now)}."
         )
+    if ts.month == now.month and ts.year == now.year:
+        return  # the grace period only concerns records of a previous month
     grace_end = start_of_next_month(ts) + MONTH_END_GRACE
     if now >= grace_end:
         raise TimestampOutOfBounds(

@@ -30,8 +30,10 @@ def parse_timestamp(value: object) -> datetime:
     """
     if isinstance(value, bool):
         raise NotATimestamp("a boolean is not a timestamp")
-    if isinstance(value, int):
-        return _from_seconds(Decimal(value))
+    if isinstance(value, int):  # what botocore and the AWS CLI send: the fast path
+        if -_LIMIT_SECONDS < value < _LIMIT_SECONDS:
+            return from_ms(value * 1000)
+        return _MIN if value < 0 else _MAX
     if isinstance(value, float):
         return _from_seconds(Decimal(repr(value)))
     if isinstance(value, str):

@@ -29,17 +29,35 @@ DOMAIN_CHECKED_SHAPES = frozenset({"Tag", "TagList", "TagKey", "TagValue", "Usag
 NO_NUL = "Member must not contain the NUL character (U+0000)"
 MAX_EXACT_FLOAT = 2**53  # a float beyond it is not a whole number anyone sent on purpose
 
-Checker = Callable[[Any, str, list[str]], Any]
-"""(value, path, violations) -> the value, converted; raises RequestNotReadable."""
+Where = tuple[Any, str] | str | None
+"""Where a value is, built lazily: (parent, "memberName") or (parent, "3.member"); the root
+is None (or ""). Turned into text only when there is something to report."""
+
+Checker = Callable[[Any, Where, list[str]], Any]
+"""(value, where, violations) -> the value, converted; raises RequestNotReadable."""
 
 
 class RequestNotReadable(ValueError):
     """A value of the wrong JSON type: a SerializationException."""
 
 
+def render(where: Where) -> str:
+    parts: list[str] = []
+    while isinstance(where, tuple):
+        where, key = where
+        parts.append(key)
+    if where:  # a path given as text
+        parts.append(where)
+    return ".".join(reversed(parts))
+
+
 def member_path(parent: str, member: str) -> str:
-    name = member[:1].lower() + member[1:]
+    name = _camel(member)
     return f"{parent}.{name}" if parent else name
+
+
+def _camel(member: str) -> str:
+    return member[:1].lower() + member[1:]
 
 
 def show(value: Any) -> str:
@@ -57,7 +75,8 @@ def show(value: Any) -> str:
     return f"'{text}'"
 
 
-def violation(value: Any, path: str, constraint: str) -> str:
+def violation(value: Any, where: Where, constraint: str) -> str:
+    path = where if isinstance(where, str) else render(where)
     return f"Value {show(value)} at '{path}' failed to satisfy constraint: {constraint}"
 
 
@@ -93,21 +112,23 @@ def _compile(shape: Shape, cache: dict[str, Checker]) -> Checker:
 
 
 def _structure(shape: StructureShape, cache: dict[str, Checker], enforce: bool) -> Checker:
-    members = {name: _compile(member, cache) for name, member in shape.members.items()}
-    required = tuple(shape.required_members) if enforce else ()
+    members = {
+        name: (_compile(member, cache), _camel(name)) for name, member in shape.members.items()
+    }
+    required = tuple((name, _camel(name)) for name in shape.required_members) if enforce else ()
 
-    def check(value: Any, path: str, out: list[str]) -> dict[str, Any]:
+    def check(value: Any, where: Where, out: list[str]) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise RequestNotReadable(f"{_where(path)}expected a JSON object")
+            raise RequestNotReadable(f"{_where(where)}expected a JSON object")
         result: dict[str, Any] = {}
-        for name in required:
+        for name, camel in required:
             if value.get(name) is None:
-                out.append(violation(None, member_path(path, name), "Member must not be null"))
+                out.append(violation(None, (where, camel), "Member must not be null"))
         for name, member_value in value.items():
-            member_check = members.get(name)
-            if member_check is None or member_value is None:
+            member = members.get(name)
+            if member is None or member_value is None:
                 continue  # unknown members are ignored, as AWS does; null is absent
-            result[name] = member_check(member_value, member_path(path, name), out)
+            result[name] = member[0](member_value, (where, member[1]), out)
         return result
 
     return check
@@ -116,11 +137,11 @@ def _structure(shape: StructureShape, cache: dict[str, Checker], enforce: bool) 
 def _list(shape: ListShape, member: Checker, enforce: bool) -> Checker:
     low, high = _bounds(shape, enforce)
 
-    def check(value: Any, path: str, out: list[str]) -> list[Any]:
+    def check(value: Any, where: Where, out: list[str]) -> list[Any]:
         if not isinstance(value, list):
-            raise RequestNotReadable(f"{_where(path)}expected a JSON array")
-        _check_length(value, path, out, low, high)
-        return [member(item, f"{path}.{i}.member", out) for i, item in enumerate(value, 1)]
+            raise RequestNotReadable(f"{_where(where)}expected a JSON array")
+        _check_length(value, where, out, low, high)
+        return [member(item, (where, f"{i}.member"), out) for i, item in enumerate(value, 1)]
 
     return check
 
@@ -131,21 +152,21 @@ def _string(shape: Shape, enforce: bool) -> Checker:
     pattern = re.compile(pattern_text) if pattern_text else None
     enum = tuple(shape.enum) if enforce and getattr(shape, "enum", None) else ()
 
-    def check(value: Any, path: str, out: list[str]) -> str:
+    def check(value: Any, where: Where, out: list[str]) -> str:
         if not isinstance(value, str):
-            raise RequestNotReadable(f"{_where(path)}expected a string")
+            raise RequestNotReadable(f"{_where(where)}expected a string")
         if enforce and "\x00" in value:
-            out.append(violation(value.replace("\x00", "\\0"), path, NO_NUL))
-        _check_length(value, path, out, low, high)
+            out.append(violation(value.replace("\x00", "\\0"), where, NO_NUL))
+        _check_length(value, where, out, low, high)
         if pattern is not None and pattern.fullmatch(value) is None:
             out.append(
                 violation(
-                    value, path, f"Member must satisfy regular expression pattern: {pattern_text}"
+                    value, where, f"Member must satisfy regular expression pattern: {pattern_text}"
                 )
             )
         if enum and value not in enum:
             out.append(
-                violation(value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]")
+                violation(value, where, f"Member must satisfy enum value set: [{', '.join(enum)}]")
             )
         return value
 
@@ -155,48 +176,48 @@ def _string(shape: Shape, enforce: bool) -> Checker:
 def _integer(shape: Shape, enforce: bool) -> Checker:
     low, high = _bounds(shape, enforce)
 
-    def check(value: Any, path: str, out: list[str]) -> int:
+    def check(value: Any, where: Where, out: list[str]) -> int:
         if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise RequestNotReadable(f"{_where(path)}expected a whole number, not {show(value)}")
+            raise RequestNotReadable(f"{_where(where)}expected a whole number, not {show(value)}")
         if low is not None and value < low:
             out.append(
-                violation(value, path, f"Member must have value greater than or equal to {low}")
+                violation(value, where, f"Member must have value greater than or equal to {low}")
             )
         if high is not None and value > high:
             out.append(
-                violation(value, path, f"Member must have value less than or equal to {high}")
+                violation(value, where, f"Member must have value less than or equal to {high}")
             )
         return value
 
     return check
 
 
-def _boolean(value: Any, path: str, out: list[str]) -> bool:
+def _boolean(value: Any, where: Where, out: list[str]) -> bool:
     if not isinstance(value, bool):
-        raise RequestNotReadable(f"{_where(path)}expected true or false, not {show(value)}")
+        raise RequestNotReadable(f"{_where(where)}expected true or false, not {show(value)}")
     return value
 
 
-def _timestamp(value: Any, path: str, out: list[str]) -> Any:
+def _timestamp(value: Any, where: Where, out: list[str]) -> Any:
     try:
         return parse_timestamp(value)
     except NotATimestamp as exc:
         raise RequestNotReadable(
-            f"{_where(path)}{show(value)} is not a timestamp ({exc}): send epoch seconds"
+            f"{_where(where)}{show(value)} is not a timestamp ({exc}): send epoch seconds"
         ) from None
 
 
 def _check_length(
-    value: str | list[Any], path: str, out: list[str], low: int | None, high: int | None
+    value: str | list[Any], where: Where, out: list[str], low: int | None, high: int | None
 ) -> None:
     if low is not None and len(value) < low:
         out.append(
-            violation(value, path, f"Member must have length greater than or equal to {low}")
+            violation(value, where, f"Member must have length greater than or equal to {low}")
         )
     if high is not None and len(value) > high:
-        out.append(violation(value, path, f"Member must have length less than or equal to {high}"))
+        out.append(violation(value, where, f"Member must have length less than or equal to {high}"))
 
 
 def _bounds(shape: Shape, enforce: bool) -> tuple[int | None, int | None]:
@@ -205,5 +226,6 @@ def _bounds(shape: Shape, enforce: bool) -> tuple[int | None, int | None]:
     return shape.metadata.get("min"), shape.metadata.get("max")
 
 
-def _where(path: str) -> str:
+def _where(where: Where) -> str:
+    path = render(where)
     return f"Cannot read '{path}': " if path else "Cannot read the request: "

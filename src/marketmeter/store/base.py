@@ -79,6 +79,10 @@ class Transaction(Reader, Protocol):
         """
         ...
 
+    def claim_slots(self, records: list[MeteringRecord]) -> list[MeteringRecord]:
+        """`claim_slot` for many records at once, in list order; the occupants, in order."""
+        ...
+
     def claim_client_token(self, entry: ClientTokenEntry) -> ClientTokenEntry:
         """Store `entry` unless the (account, token) pair is taken; return the occupant."""
         ...

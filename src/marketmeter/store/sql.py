@@ -8,6 +8,7 @@ decides, never a read-then-write in Python.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Protocol
 
 import orjson
@@ -51,10 +52,58 @@ RECORD_COLUMNS = (
     "hour, operation, timestamp, quantity_micros, quantity_text, quantity_as_decimal, "
     "allocations, customer_identifier, license_arn, received_at"
 )
-_SLOT_WHERE = (
-    "product_code = ? AND customer_aws_account_id = ? AND resource = ? AND license_key = ? "
-    "AND dimension = ? AND hour = ?"
-)
+_SLOT_COLUMNS = "product_code, customer_aws_account_id, resource, license_key, dimension, hour"
+
+
+@lru_cache(maxsize=64)
+def _insert_records_sql(n: int) -> str:
+    row = "(" + ", ".join("?" * 16) + ")"
+    return (
+        f"INSERT INTO metering_records ({RECORD_COLUMNS}) VALUES {', '.join([row] * n)} "
+        f"ON CONFLICT ({_SLOT_COLUMNS}) DO NOTHING RETURNING record_id"
+    )
+
+
+@lru_cache(maxsize=64)
+def _occupants_sql(n: int) -> str:
+    keys = ", ".join(["(?, ?, ?, ?, ?, ?)"] * n)
+    return (
+        f"SELECT {RECORD_COLUMNS} FROM metering_records WHERE ({_SLOT_COLUMNS}) IN (VALUES {keys})"
+    )
+
+
+def _slot_params(slot: SlotKey) -> tuple[str, str, str, str, str, int]:
+    return (
+        slot.product_code,
+        slot.customer_aws_account_id,
+        slot.resource,
+        slot.license_key,
+        slot.dimension,
+        to_ms(slot.hour),
+    )
+
+
+def _record_params(record: MeteringRecord) -> tuple[Any, ...]:
+    s = record.slot
+    q = record.quantity
+    return (
+        record.record_id,
+        s.product_code,
+        s.customer_aws_account_id,
+        s.resource,
+        s.license_key,
+        s.dimension,
+        to_ms(s.hour),
+        record.operation,
+        to_ms(record.timestamp),
+        q.micros,
+        q.text,
+        int(q.as_decimal),
+        allocations_to_json(record.allocations),
+        record.customer_identifier,
+        record.license_arn,
+        to_ms(record.received_at),
+    )
 
 
 class SqlReader:
@@ -185,46 +234,28 @@ class SqlTransaction(SqlReader):
         self._write("UPDATE catalog_version SET version = version + 1 WHERE id = 1", ())
 
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
-        s = record.slot
-        q = record.quantity
-        changed = self._write(
-            f"INSERT INTO metering_records ({RECORD_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (product_code, customer_aws_account_id, resource, license_key, "
-            "dimension, hour) DO NOTHING",
-            (
-                record.record_id,
-                s.product_code,
-                s.customer_aws_account_id,
-                s.resource,
-                s.license_key,
-                s.dimension,
-                to_ms(s.hour),
-                record.operation,
-                to_ms(record.timestamp),
-                q.micros,
-                q.text,
-                int(q.as_decimal),
-                allocations_to_json(record.allocations),
-                record.customer_identifier,
-                record.license_arn,
-                to_ms(record.received_at),
-            ),
-        )
-        if changed == 1:
-            return record
-        row = self._one(
-            f"SELECT {RECORD_COLUMNS} FROM metering_records WHERE {_SLOT_WHERE}",
-            (
-                s.product_code,
-                s.customer_aws_account_id,
-                s.resource,
-                s.license_key,
-                s.dimension,
-                to_ms(s.hour),
-            ),
-        )
-        return record_from_row(row)
+        return self.claim_slots([record])[0]
+
+    def claim_slots(self, records: list[MeteringRecord]) -> list[MeteringRecord]:
+        """One statement stores every record whose slot is free (in list order, so of two
+        records for one slot the first wins); one more reads the occupants of the rest."""
+        if not records:
+            return []
+        params: list[Any] = []
+        for record in records:
+            params.extend(_record_params(record))
+        inserted = {row[0] for row in self._run.fetchall(_insert_records_sql(len(records)), params)}
+        if len(inserted) == len(records):
+            return list(records)
+        taken = [r for r in records if r.record_id not in inserted]
+        keys: list[Any] = []
+        for record in taken:
+            keys.extend(_slot_params(record.slot))
+        occupants = {
+            _slot_params(found.slot): found
+            for found in map(record_from_row, self._run.fetchall(_occupants_sql(len(taken)), keys))
+        }
+        return [r if r.record_id in inserted else occupants[_slot_params(r.slot)] for r in records]
 
     def claim_client_token(self, entry: ClientTokenEntry) -> ClientTokenEntry:
         changed = self._write(

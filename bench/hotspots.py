@@ -1,0 +1,139 @@
+"""Where the time goes: the endpoint's request handling (signature, decoding, validation,
+domain, store), without HTTP, on a copy of the benchmark catalog, under cProfile or
+pyinstrument. `python bench/hotspots.py batch|meter [--requests N] [--pyinstrument]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+from bench import catalog as bench_catalog  # noqa: E402
+from bench.presign import Signer  # noqa: E402
+from bench.run import batch_requests, marketmeter, meter_requests  # noqa: E402
+
+
+def split(raw: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")[1:]
+    headers = [
+        (k.strip().lower(), v.strip()) for k, _, v in (line.partition(b":") for line in lines)
+    ]
+    return headers, body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("operation", choices=["batch", "meter"])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--pyinstrument", action="store_true")
+    parser.add_argument("--bare", action="store_true", help="time it, no profiler")
+    parser.add_argument("--database", default="")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="marketmeter-profile-"))
+    try:
+        url = args.database
+        if not url:
+            catalog_file = work / "catalog.yaml"
+            catalog_file.write_text(yaml.safe_dump(bench_catalog.catalog()))
+            url = f"sqlite:///{work / 'p.db'}"
+            marketmeter("catalog", "apply", "--database", url, str(catalog_file))
+        from marketmeter.app import create_app
+        from marketmeter.config import Settings
+
+        app = create_app(Settings(database_url=url))
+        signer = Signer(host="127.0.0.1")
+        make = batch_requests if args.operation == "batch" else meter_requests
+        # The same customers and instances twice: an hour to warm the caches up (untimed),
+        # then another hour, measured.
+        warm = [split(r) for r in make(signer, args.requests, range(3, 4))]
+        raws = [split(r) for r in make(signer, args.requests, range(2, 3))]
+
+        async def one(headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+            sent: list[dict[str, object]] = []
+
+            async def send(message: dict[str, object]) -> None:
+                sent.append(message)
+
+            delivered = False
+
+            async def receive() -> dict[str, object]:
+                nonlocal delivered
+                if delivered:
+                    return {"type": "http.disconnect"}
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/",
+                "raw_path": b"/",
+                "query_string": b"",
+                "headers": headers,
+            }
+            await app(scope, receive, send)
+            if sent[0]["status"] != 200:
+                raise SystemExit(f"status {sent[0]['status']}: {sent[1]['body']!r}")
+
+        async def drive() -> float:
+            # The lifespan start-up, as uvicorn does it (this turns group commit on).
+            events: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+            await events.put({"type": "lifespan.startup"})
+            started = asyncio.Event()
+
+            async def lifespan_send(message: dict[str, object]) -> None:
+                started.set()
+
+            lifespan = asyncio.create_task(app({"type": "lifespan"}, events.get, lifespan_send))
+            await started.wait()
+            for i in range(0, len(warm), args.concurrency):
+                await asyncio.gather(*(one(h, b) for h, b in warm[i : i + args.concurrency]))
+            began = time.perf_counter()
+            for i in range(0, len(raws), args.concurrency):  # `concurrency` requests in flight
+                await asyncio.gather(*(one(h, b) for h, b in raws[i : i + args.concurrency]))
+            elapsed = time.perf_counter() - began
+            await events.put({"type": "lifespan.shutdown"})
+            await lifespan
+            return elapsed
+
+        if args.bare:
+            elapsed = asyncio.run(drive())
+        elif args.pyinstrument:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0002)
+            profiler.start()
+            elapsed = asyncio.run(drive())
+            profiler.stop()
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
+        else:
+            profile = cProfile.Profile()
+            profile.enable()
+            elapsed = asyncio.run(drive())
+            profile.disable()
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        n = len(raws)
+        per = 25 if args.operation == "batch" else 1
+        print(
+            f"{n} requests in {elapsed:.2f} s: {elapsed / n * 1e6:.0f} µs per request, "
+            f"{n * per / elapsed:,.0f} records/s{'' if args.bare else ' (under the profiler)'}"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

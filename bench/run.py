@@ -1,0 +1,495 @@
+"""`make bench`: marketmeter against moto's server and against the ceiling of its HTTP
+stack, on the same machine, in the same run, with the same pre-signed requests.
+
+Every scenario gets a fresh copy of a database holding the benchmark catalog, a server
+process, and wrk sending unique pre-signed requests at a fixed concurrency for a fixed
+time. Throughput counts what the database holds afterwards, not what was answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import catalog as bench_catalog  # noqa: E402
+from bench.presign import Credentials, Signer, write_requests  # noqa: E402
+
+BIN = Path(sys.executable).parent
+LUA = ROOT / "bench" / "replay.lua"
+
+
+# -- request sets ----------------------------------------------------------------------------
+
+
+def batch_requests(signer: Signer, count: int, hours: range = range(1, 23)) -> Iterator[bytes]:
+    """`count` BatchMeterUsage requests of 25 records, every record a distinct slot."""
+    top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    seller = Credentials(*bench_catalog.SELLER_KEY)
+
+    def records() -> Iterator[dict[str, object]]:
+        for h in hours:
+            ts = int((top - timedelta(hours=h) + timedelta(minutes=5)).timestamp())
+            for c in range(bench_catalog.CUSTOMERS):
+                account = bench_catalog.customer_account(c)
+                for dimension in bench_catalog.SAAS_DIMENSIONS:
+                    yield {
+                        "Timestamp": ts,
+                        "CustomerAWSAccountId": account,
+                        "Dimension": dimension,
+                        "Quantity": c % 97 + 1,
+                    }
+
+    sent = 0
+    batch: list[dict[str, object]] = []
+    for record in records():
+        batch.append(record)
+        if len(batch) == 25:
+            yield signer.request(
+                seller,
+                "BatchMeterUsage",
+                {"ProductCode": bench_catalog.SAAS, "UsageRecords": batch},
+            )
+            batch = []
+            sent += 1
+            if sent == count:
+                return
+
+
+def meter_requests(signer: Signer, count: int, hours: range = range(1, 5)) -> Iterator[bytes]:
+    """`count` MeterUsage requests, each a distinct (instance, dimension, hour)."""
+    top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    keys = [Credentials(*bench_catalog.buyer_key(i)) for i in range(bench_catalog.BUYER_KEYS)]
+    sent = 0
+    for h in hours:
+        ts = int((top - timedelta(hours=h) + timedelta(minutes=7)).timestamp())
+        for key in keys:
+            for dimension in bench_catalog.AMI_DIMENSIONS:
+                payload = {
+                    "ProductCode": bench_catalog.AMI,
+                    "Timestamp": ts,
+                    "UsageDimension": dimension,
+                    "UsageQuantity": h,
+                }
+                yield signer.request(key, "MeterUsage", payload)
+                sent += 1
+                if sent == count:
+                    return
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Process:
+    command: list[str]
+    port: int
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, health: str = "/health") -> None:
+        with self.log.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **self.env},
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.command[0]} exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    pass
+                if health:
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.port}{health}", timeout=2
+                    ).read()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.command} did not start")
+
+    def pids(self) -> list[int]:
+        """The process and its children (server workers)."""
+        assert self.popen is not None
+        found = [self.popen.pid]
+        try:
+            out = subprocess.run(
+                ["pgrep", "-g", str(os.getpgid(self.popen.pid))],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            found = sorted({int(p) for p in out.stdout.split()} | {self.popen.pid})
+        except ProcessLookupError:
+            pass
+        return found
+
+    def rss_mb(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+
+# -- databases -------------------------------------------------------------------------------
+
+
+class Databases:
+    """A template database holding the catalog, copied for every scenario."""
+
+    def __init__(self, work: Path, with_postgres: bool) -> None:
+        self.work = work
+        catalog_file = work / "catalog.yaml"
+        catalog_file.write_text(yaml.safe_dump(bench_catalog.catalog(), sort_keys=False))
+        self.sqlite_template = work / "template.db"
+        print("· applying the benchmark catalog (SQLite)", flush=True)
+        marketmeter(
+            "catalog", "apply", "--database", f"sqlite:///{self.sqlite_template}", str(catalog_file)
+        )
+        self.pg: Any = None
+        if with_postgres:
+            from tests.postgres import TemporaryPostgres, find_bindir
+
+            bindir = find_bindir()
+            if bindir is None:
+                print("· PostgreSQL is not installed: PostgreSQL scenarios skipped", flush=True)
+            else:
+                self.pg = TemporaryPostgres(bindir)
+                self.pg.start()
+                print("· applying the benchmark catalog (PostgreSQL)", flush=True)
+                self._pg_admin("CREATE DATABASE bench_template")
+                marketmeter(
+                    "catalog",
+                    "apply",
+                    "--database",
+                    self.pg.url("bench_template"),
+                    str(catalog_file),
+                )
+        self._n = 0
+
+    def _pg_admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.pg.url(), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def fresh(self, store: str) -> str:
+        self._n += 1
+        if store == "sqlite":
+            path = self.work / f"run{self._n}.db"
+            shutil.copy(self.sqlite_template, path)
+            return f"sqlite:///{path}"
+        name = f"bench_run{self._n}"
+        self._pg_admin(f"CREATE DATABASE {name} TEMPLATE bench_template")
+        return str(self.pg.url(name))
+
+    def count(self, url: str) -> int:
+        if url.startswith("sqlite"):
+            conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+            try:
+                return int(conn.execute("SELECT COUNT(*) FROM metering_records").fetchone()[0])
+            finally:
+                conn.close()
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM metering_records").fetchone()[0])
+
+    def close(self) -> None:
+        if self.pg is not None:
+            self.pg.stop()
+
+
+def marketmeter(*args: str) -> None:
+    subprocess.run([str(BIN / "marketmeter"), *args], check=True, capture_output=True)
+
+
+# -- scenarios -------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    target: str  # marketmeter | moto | ceiling
+    operation: str  # batch | meter
+    store: str | None = None  # sqlite | postgresql (marketmeter only)
+    workers: int = 1
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    requests_per_s: float
+    records_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    replays: int
+    stored: int | None
+
+    def row(self) -> str:
+        stored = "—" if self.stored is None else f"{self.stored:,}"
+        return (
+            f"| {self.scenario.name} | {self.requests_per_s:,.0f} | {self.records_per_s:,.0f} | "
+            f"{self.p50_ms:.2f} | {self.p99_ms:.2f} | {self.errors} | {stored} |"
+        )
+
+
+def server_for(scenario: Scenario, port: int, work: Path, database: str | None) -> Process:
+    log = work / f"{scenario.name.replace(' ', '_')}.log"
+    if scenario.target == "marketmeter":
+        command = [
+            str(BIN / "marketmeter"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(scenario.workers),
+            "--log-level",
+            "warning",
+            "--database",
+            str(database),
+        ]
+        return Process(command, port, log)
+    if scenario.target == "ceiling":
+        command = [
+            str(BIN / "uvicorn"),
+            "bench.ceiling:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(scenario.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ]
+        return Process(command, port, log, env={"PYTHONPATH": str(ROOT)})
+    command = [str(BIN / "moto_server"), "-p", str(port)]
+    return Process(command, port, log)
+
+
+def run_wrk(port: int, requests_file: Path, seconds: int, connections: int) -> dict[str, Any]:
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}/",
+        "--",
+        str(requests_file),
+        "1",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    return dict(json.loads(line.removeprefix("RESULT ")))
+
+
+def measure(
+    scenario: Scenario,
+    dbs: Databases,
+    files: dict[str, Path],
+    *,
+    seconds: int,
+    connections: int,
+    work: Path,
+) -> Result:
+    database = (
+        dbs.fresh(scenario.store) if scenario.target == "marketmeter" and scenario.store else None
+    )
+    port = free_port()
+    server = server_for(scenario, port, work, database)
+    health = "" if scenario.target == "moto" else "/health"
+    server.start(health=health)
+    try:
+        stats = run_wrk(port, files[scenario.operation], seconds, connections)
+    finally:
+        server.stop()
+    duration = stats["duration_us"] / 1e6
+    per_request = 25 if scenario.operation == "batch" else 1
+    # Socket errors are not counted: moto's server closes the connection after each reply.
+    errors = stats["status_errors"] + stats["timeouts"]
+    stored = dbs.count(database) if database else None
+    ok_requests = stats["requests"] - errors
+    records = stored if stored is not None else ok_requests * per_request
+    return Result(
+        scenario,
+        requests_per_s=stats["requests"] / duration,
+        records_per_s=records / duration,
+        p50_ms=stats["p50_us"] / 1000,
+        p99_ms=stats["p99_us"] / 1000,
+        errors=errors,
+        replays=stats["replays"],
+        stored=stored,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--rss-minutes", type=float, default=5.0, help="sustained run for RSS (0: skip)"
+    )
+    parser.add_argument("--only", default="", help="comma-separated scenario names to run")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument(
+        "--batch-requests", type=int, default=80_000, help="distinct batches signed"
+    )
+    parser.add_argument(
+        "--meter-requests", type=int, default=300_000, help="distinct MeterUsage requests signed"
+    )
+    args = parser.parse_args()
+
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk (make bench does it)")
+    scenarios = [
+        Scenario("BatchMeterUsage, marketmeter, SQLite", "marketmeter", "batch", "sqlite"),
+        Scenario("BatchMeterUsage, moto", "moto", "batch"),
+        Scenario("BatchMeterUsage, ceiling", "ceiling", "batch"),
+        Scenario("MeterUsage, marketmeter, SQLite", "marketmeter", "meter", "sqlite"),
+        Scenario("MeterUsage, ceiling", "ceiling", "meter"),
+        Scenario(
+            "BatchMeterUsage, marketmeter, PostgreSQL, 2 workers",
+            "marketmeter",
+            "batch",
+            "postgresql",
+            2,
+        ),
+        Scenario(
+            "MeterUsage, marketmeter, PostgreSQL, 2 workers",
+            "marketmeter",
+            "meter",
+            "postgresql",
+            2,
+        ),
+        Scenario("BatchMeterUsage, ceiling, 2 workers", "ceiling", "batch", workers=2),
+        Scenario("MeterUsage, ceiling, 2 workers", "ceiling", "meter", workers=2),
+    ]
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        scenarios = [s for s in scenarios if s.name in wanted]
+    if args.no_postgres:
+        scenarios = [s for s in scenarios if s.store != "postgresql"]
+
+    work = Path(tempfile.mkdtemp(prefix="marketmeter-bench-"))
+    dbs = Databases(work, with_postgres=any(s.store == "postgresql" for s in scenarios))
+    try:
+        if dbs.pg is None:
+            scenarios = [s for s in scenarios if s.store != "postgresql"]
+        files = RequestFiles(work, batch_count=args.batch_requests, meter_count=args.meter_requests)
+        results = []
+        for scenario in scenarios:
+            paths = files.ready()
+            print(
+                f"· {scenario.name}: {args.seconds} s at {args.connections} connections", flush=True
+            )
+            result = measure(
+                scenario, dbs, paths, seconds=args.seconds, connections=args.connections, work=work
+            )
+            print(
+                f"  {result.requests_per_s:,.0f} requests/s, {result.records_per_s:,.0f} "
+                f"records/s, p99 {result.p99_ms:.2f} ms, errors {result.errors}",
+                flush=True,
+            )
+            results.append(result)
+        print_table(results)
+    finally:
+        dbs.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class RequestFiles:
+    """The pre-signed request files, signed again when their signatures near the 15-minute
+    limit of SigV4 (each scenario runs on a fresh database, so one set serves them all)."""
+
+    MAX_AGE = timedelta(minutes=8)
+
+    def __init__(self, work: Path, batch_count: int, meter_count: int) -> None:
+        self.work = work
+        self.counts = {"batch": batch_count, "meter": meter_count}
+        self.signed_at: datetime | None = None
+        self.paths = {"batch": work / "batch.requests", "meter": work / "meter.requests"}
+
+    def ready(self) -> dict[str, Path]:
+        now = datetime.now(UTC)
+        if self.signed_at is None or now - self.signed_at > self.MAX_AGE:
+            started = time.monotonic()
+            signer = Signer(host="127.0.0.1")
+            n_batch = write_requests(
+                self.paths["batch"], batch_requests(signer, self.counts["batch"])
+            )
+            n_meter = write_requests(
+                self.paths["meter"], meter_requests(signer, self.counts["meter"])
+            )
+            self.signed_at = now
+            print(
+                f"· signed {n_batch:,} BatchMeterUsage and {n_meter:,} MeterUsage requests "
+                f"in {time.monotonic() - started:.1f} s",
+                flush=True,
+            )
+        return self.paths
+
+
+def print_table(results: list[Result]) -> None:
+    print("| scenario | requests/s | records/s | p50 ms | p99 ms | errors | stored |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(r.row())
+
+
+if __name__ == "__main__":
+    main()
