@@ -34,8 +34,8 @@ def test_requests_over_the_quota_are_throttled_and_store_nothing(
     at = recent()
     outcomes: list[str] = []
     ids: set[str] = set()
-    for i in range(30):
-        client = faulty.client(fresh.buyer_key())  # one account, many resources
+    clients = [faulty.client(fresh.buyer_key()) for _ in range(30)]  # one account, many resources
+    for i, client in enumerate(clients):  # 30 requests in well under a second
         try:
             out = client.meter_usage(
                 ProductCode=AMI, Timestamp=at, UsageDimension="gb", UsageQuantity=i

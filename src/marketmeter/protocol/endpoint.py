@@ -124,13 +124,7 @@ class MeteringEndpoint:
         caller = self._auth.authenticate(request)
         operation = self._operation(target)
         try:
-            payload = orjson.loads(request.body) if request.body else {}
-        except orjson.JSONDecodeError as exc:
-            raise serialization_error(f"The request body is not valid JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise serialization_error("The request body must be a JSON object.")
-        try:
-            return operation.invoke(self.service, caller, payload)
+            return operation.invoke(self.service, caller, request.body)
         except RequestNotReadable as exc:
             raise serialization_error(str(exc)) from None
 

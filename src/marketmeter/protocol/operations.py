@@ -1,8 +1,9 @@
 """The four operations on the wire: request members → domain call → response members.
 
-Each request is first checked against its model shape (`validation`) and the one-of rules
-(`rules`); every violation is reported at once. Then the members become domain values and
-the `MeteringService` is called; its answer becomes the response shape.
+Each request is decoded and checked against its model shape — in one pass of msgspec for
+a well-formed request (`fastpath`), else by `validation`, which reports every violation —
+and against the one-of rules (`rules`). Then the members become domain values and the
+`MeteringService` is called; its answer becomes the response shape.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+import orjson
 
 from marketmeter.domain.errors import ValidationFailed
 from marketmeter.domain.models import (
@@ -21,9 +25,11 @@ from marketmeter.domain.models import (
 )
 from marketmeter.domain.quantities import ZERO, Quantity
 from marketmeter.domain.service import MeteringService
+from marketmeter.protocol.fastpath import compile_fast_decoder
 from marketmeter.protocol.rules import batch_meter_usage_rules, meter_usage_rules
-from marketmeter.protocol.timestamps import to_epoch_seconds
-from marketmeter.protocol.validation import Checker, compile_input
+from marketmeter.protocol.service_model import service_model
+from marketmeter.protocol.timestamps import parse_timestamp, to_epoch_seconds
+from marketmeter.protocol.validation import Checker, RequestNotReadable, compile_input
 
 Handler = Callable[[MeteringService, Caller, dict[str, Any]], dict[str, Any]]
 Rules = Callable[[dict[str, Any], list[str]], None]
@@ -33,19 +39,39 @@ Rules = Callable[[dict[str, Any], list[str]], None]
 class WireOperation:
     name: str
     check: Checker
+    fast: msgspec.json.Decoder[Any]
     rules: Rules | None
     handler: Handler
 
-    def invoke(self, service: MeteringService, caller: Caller, payload: Any) -> dict[str, Any]:
-        dry_run = isinstance(payload, dict) and payload.get("DryRun") is True
-        caller = service.admit(caller, self.name, dry_run=dry_run)
+    def invoke(self, service: MeteringService, caller: Caller, body: bytes) -> dict[str, Any]:
+        """Raises RequestNotReadable (a SerializationException) or a domain error."""
+        request, checked = self._decode(body or b"{}")
+        caller = service.admit(caller, self.name, dry_run=request.get("DryRun") is True)
         violations: list[str] = []
-        request = self.check(payload, "", violations)
+        if not checked:
+            request = self.check(request, None, violations)
         if self.rules is not None and not violations:
             self.rules(request, violations)
         if violations:
             raise ValidationFailed(violations)
         return self.handler(service, caller, request)
+
+    def _decode(self, body: bytes) -> tuple[dict[str, Any], bool]:
+        """The request as a dict, and whether the fast path already checked it."""
+        checked = False
+        if b"\\u0000" not in body:  # NUL is refused with a message only `validation` gives
+            try:
+                self.fast.decode(body)
+                checked = True
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+                pass
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise RequestNotReadable(f"The request body is not valid JSON: {exc}") from None
+        if not isinstance(request, dict):
+            raise RequestNotReadable("The request body must be a JSON object.")
+        return request, checked
 
 
 # -- conversions -----------------------------------------------------------------------
@@ -72,9 +98,18 @@ def _allocations(members: dict[str, Any]) -> tuple[Allocation, ...] | None:
     )
 
 
+_USAGE_RECORD_MEMBERS = frozenset(service_model().shape_for("UsageRecord").members)
+
+
 def _echo(record: dict[str, Any]) -> dict[str, Any]:
-    echoed = dict(record)
-    echoed["Timestamp"] = to_epoch_seconds(record["Timestamp"])
+    """The UsageRecord as the service read it: its members, the timestamp as a number."""
+    if record.keys() <= _USAGE_RECORD_MEMBERS:
+        echoed = dict(record)
+    else:
+        echoed = {k: v for k, v in record.items() if k in _USAGE_RECORD_MEMBERS}
+    sent = record["Timestamp"]
+    if not isinstance(sent, int | float):
+        echoed["Timestamp"] = to_epoch_seconds(parse_timestamp(sent))
     return echoed
 
 
@@ -87,7 +122,7 @@ def _batch_meter_usage(
     sent = request.get("UsageRecords", [])
     records = [
         UsageRecord(
-            timestamp=r["Timestamp"],
+            timestamp=parse_timestamp(r["Timestamp"]),
             dimension=r["Dimension"],
             quantity=_quantity(r, "Quantity", "QuantityAsDecimal"),
             customer_identifier=r.get("CustomerIdentifier"),
@@ -117,7 +152,7 @@ def _meter_usage(
         caller,
         MeterUsageRequest(
             product_code=request["ProductCode"],
-            timestamp=request["Timestamp"],
+            timestamp=parse_timestamp(request["Timestamp"]),
             dimension=request["UsageDimension"],
             quantity=_quantity(request, "UsageQuantity", "UsageQuantityAsDecimal"),
             allocations=_allocations(request),
@@ -186,6 +221,6 @@ HANDLED_INPUT_MEMBERS: dict[str, frozenset[str]] = {
 
 def compile_operations() -> dict[str, WireOperation]:
     return {
-        name: WireOperation(name, compile_input(name), rules, handler)
+        name: WireOperation(name, compile_input(name), compile_fast_decoder(name), rules, handler)
         for name, (handler, rules) in _HANDLERS.items()
     }

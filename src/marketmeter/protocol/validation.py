@@ -201,8 +201,10 @@ def _boolean(value: Any, where: Where, out: list[str]) -> bool:
 
 
 def _timestamp(value: Any, where: Where, out: list[str]) -> Any:
+    """Checked for being readable; kept as sent (the handlers read it: `parse_timestamp`)."""
     try:
-        return parse_timestamp(value)
+        parse_timestamp(value)
+        return value
     except NotATimestamp as exc:
         raise RequestNotReadable(
             f"{_where(where)}{show(value)} is not a timestamp ({exc}): send epoch seconds"

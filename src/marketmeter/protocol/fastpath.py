@@ -1,0 +1,89 @@
+"""The fast path of request validation: msgspec types compiled once from the service model.
+
+A well-formed request — nearly every request — is checked in one pass of msgspec's C code
+against types built from the same shapes, lengths, ranges and patterns as
+`validation`. Anything msgspec refuses, and anything it is not sure about (a timestamp
+sent as a string, a NUL character), goes to `validation`, which is the authority: it
+finds every violation and words them as AWS does. So the fast path may only ever be
+stricter than the slow one, never more lenient.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from botocore.model import ListShape, Shape, StructureShape
+
+from marketmeter.protocol.service_model import service_model
+from marketmeter.protocol.validation import DOMAIN_CHECKED_SHAPES
+
+# Patterns that say no more than a length does.
+_TRIVIAL_PATTERNS = {"[\\s\\S]*", "[\\s\\S]+"}
+
+
+def compile_fast_decoder(operation: str) -> msgspec.json.Decoder[Any]:
+    shape = service_model().operation_model(operation).input_shape
+    return msgspec.json.Decoder(_type(shape, {}))
+
+
+def _type(shape: Shape, cache: dict[str, Any]) -> Any:
+    if shape.name in cache:
+        return cache[shape.name]
+    enforce = shape.name not in DOMAIN_CHECKED_SHAPES
+    kind = shape.type_name
+    built: Any
+    if kind == "structure":
+        assert isinstance(shape, StructureShape)
+        required = set(shape.required_members) if enforce else set()
+        fields: list[Any] = []
+        for name, member in shape.members.items():
+            member_type = _type(member, cache)
+            if name in required:
+                fields.append((name, member_type))
+            else:
+                fields.append((name, member_type | msgspec.UnsetType, msgspec.UNSET))
+        fields.sort(key=lambda f: len(f) == 3)  # required fields first
+        built = msgspec.defstruct(f"Fast{shape.name}", fields, omit_defaults=True)
+    elif kind == "list":
+        assert isinstance(shape, ListShape)
+        built = _constrained(list[_type(shape.member, cache)], shape, enforce, length=True)  # type: ignore[misc]
+    elif kind == "string":
+        built = _constrained(str, shape, enforce, length=True, pattern=True)
+    elif kind in ("integer", "long"):
+        built = _constrained(int, shape, enforce)
+    elif kind == "boolean":
+        built = bool
+    elif kind == "timestamp":
+        built = int | float  # strings (ISO 8601, numeric) take the slow path
+    else:
+        raise NotImplementedError(f"shape type {kind} ({shape.name})")
+    cache[shape.name] = built
+    return built
+
+
+def _constrained(
+    base: Any, shape: Shape, enforce: bool, *, length: bool = False, pattern: bool = False
+) -> Any:
+    if not enforce:
+        return base
+    meta: dict[str, Any] = {}
+    low, high = shape.metadata.get("min"), shape.metadata.get("max")
+    if length:
+        if low:
+            meta["min_length"] = low
+        if high is not None:
+            meta["max_length"] = high
+    else:
+        if low is not None:
+            meta["ge"] = low
+        if high is not None:
+            meta["le"] = high
+    regex = shape.metadata.get("pattern") if pattern else None
+    if regex == "[\\s\\S]+":
+        meta["min_length"] = max(meta.get("min_length", 0), 1)
+    elif regex and regex not in _TRIVIAL_PATTERNS:
+        meta["pattern"] = f"^(?:{regex})\\Z"  # msgspec searches; the model means the whole
+    if getattr(shape, "enum", None):
+        return Any  # no enum among the inputs; should one appear, the slow path decides
+    return Annotated[base, msgspec.Meta(**meta)] if meta else base
