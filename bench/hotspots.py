@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,6 +62,16 @@ def main() -> None:
         warm = [split(r) for r in make(signer, args.requests, range(3, 4))]
         raws = [split(r) for r in make(signer, args.requests, range(2, 3))]
 
+        profiler: Any = None
+        if args.pyinstrument:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0002)
+        elif not args.bare:
+            profiler = cProfile.Profile()
+            profiler.start = profiler.enable  # type: ignore[method-assign]
+            profiler.stop = profiler.disable  # type: ignore[method-assign]
+
         async def one(headers: list[tuple[bytes, bytes]], body: bytes) -> None:
             sent: list[dict[str, object]] = []
 
@@ -101,30 +112,23 @@ def main() -> None:
             await started.wait()
             for i in range(0, len(warm), args.concurrency):
                 await asyncio.gather(*(one(h, b) for h, b in warm[i : i + args.concurrency]))
+            if profiler is not None:
+                profiler.start()
             began = time.perf_counter()
             for i in range(0, len(raws), args.concurrency):  # `concurrency` requests in flight
                 await asyncio.gather(*(one(h, b) for h, b in raws[i : i + args.concurrency]))
             elapsed = time.perf_counter() - began
+            if profiler is not None:
+                profiler.stop()
             await events.put({"type": "lifespan.shutdown"})
             await lifespan
             return elapsed
 
-        if args.bare:
-            elapsed = asyncio.run(drive())
-        elif args.pyinstrument:
-            from pyinstrument import Profiler
-
-            profiler = Profiler(interval=0.0002)
-            profiler.start()
-            elapsed = asyncio.run(drive())
-            profiler.stop()
+        elapsed = asyncio.run(drive())
+        if isinstance(profiler, cProfile.Profile):
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        elif profiler is not None:
             print(profiler.output_text(unicode=True, color=False, show_all=False))
-        else:
-            profile = cProfile.Profile()
-            profile.enable()
-            elapsed = asyncio.run(drive())
-            profile.disable()
-            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         n = len(raws)
         per = 25 if args.operation == "batch" else 1
         print(

@@ -62,8 +62,8 @@ class Metering:
         product, licenses = self._batch_product(caller, product_code, records)
         for record in records:
             _check_dimension(product, record.dimension)
-        for record in records:
-            check_batch_window(record.timestamp, now)
+        for timestamp in {record.timestamp for record in records}:
+            check_batch_window(timestamp, now)
         for record in records:
             check_allocations(record.quantity, record.allocations)
         if product.concurrent_agreements:
@@ -74,7 +74,15 @@ class Metering:
                         "BatchMeterUsage does not accept CustomerIdentifier for it. Send "
                         "CustomerAWSAccountId with LicenseArn instead."
                     )
-        subscriptions = [self._subscription_for(product, r, licenses, now) for r in records]
+        # A batch usually holds a few customers, each with several records: one lookup each.
+        by_customer: dict[tuple[str | None, str | None, str | None], Subscription | None] = {}
+        subscriptions = []
+        for r in records:
+            who = (r.license_arn, r.customer_identifier, r.customer_aws_account_id)
+            if who not in by_customer:
+                by_customer[who] = self._subscription_for(product, r, licenses, now)
+            subscriptions.append(by_customer[who])
+        hours = {ts: floor_to_hour(ts) for ts in {r.timestamp for r in records}}
 
         results = [RecordResult("CustomerNotSubscribed") for _ in records]
         subscribed = [
@@ -84,7 +92,7 @@ class Metering:
         ]
         ids = new_ids(len(subscribed), to_ms(now))
         candidates = [
-            (i, _batch_record(record_id, product, record, subscription, now))
+            (i, _batch_record(record_id, product, record, subscription, hours, now))
             for record_id, (i, record, subscription) in zip(ids, subscribed, strict=True)
         ]
         # Slots are claimed in one global order (stable: same-slot records keep their input
@@ -245,8 +253,13 @@ class Metering:
             return occupant.record_id
 
 
-def _batch_record(
-    record_id: str, product: Product, record: UsageRecord, subscription: Subscription, now: datetime
+def _batch_record(  # noqa: PLR0917
+    record_id: str,
+    product: Product,
+    record: UsageRecord,
+    subscription: Subscription,
+    hours: dict[datetime, datetime],
+    now: datetime,
 ) -> MeteringRecord:
     return MeteringRecord(
         record_id=record_id,
@@ -257,7 +270,7 @@ def _batch_record(
             resource="",
             license_key=record.license_arn or "",
             dimension=record.dimension,
-            hour=floor_to_hour(record.timestamp),
+            hour=hours[record.timestamp],
         ),
         timestamp=record.timestamp,
         quantity=record.quantity,

@@ -16,15 +16,20 @@ def _both_or_neither(
     value: dict[str, Any], path: str, a: str, b: str, out: list[str], *, need_one: bool
 ) -> None:
     has_a, has_b = a in value, b in value
-    where = f"Value at '{path or 'request'}' failed to satisfy constraint:"
     if has_a and has_b:
-        out.append(f"{where} {_AT_MOST_ONE} {a} and {b}")
+        out.append(f"{_where(path)} {_AT_MOST_ONE} {a} and {b}")
     elif need_one and not has_a and not has_b:
-        out.append(f"{where} {_ONE_OF} {a} or {b}")
+        out.append(f"{_where(path)} {_ONE_OF} {a} or {b}")
+
+
+def _where(path: str) -> str:
+    return f"Value at '{path or 'request'}' failed to satisfy constraint:"
 
 
 def _allocations(value: dict[str, Any], path: str, out: list[str]) -> None:
-    for i, allocation in enumerate(value.get("UsageAllocations") or (), 1):
+    if "UsageAllocations" not in value:
+        return
+    for i, allocation in enumerate(value["UsageAllocations"] or (), 1):
         _both_or_neither(
             allocation,
             f"{member_path(path, 'UsageAllocations')}.{i}.member",
