@@ -25,6 +25,10 @@ def customer_account(i: int) -> str:
     return f"6{i:011d}"
 
 
+def customer_identifier(i: int) -> str:
+    return f"benchcust{i:06d}"
+
+
 def buyer_key(i: int) -> tuple[str, str]:
     return f"AKIABENCHBUYER{i:06d}", f"bench-buyer-secret-{i:021d}"
 
@@ -61,7 +65,11 @@ def catalog(customers: int = CUSTOMERS, buyer_keys: int = BUYER_KEYS) -> dict[st
             },
         ],
         "subscriptions": [
-            {"product_code": SAAS, "customer_aws_account_id": customer_account(i)}
+            {
+                "product_code": SAAS,
+                "customer_aws_account_id": customer_account(i),
+                "customer_identifier": customer_identifier(i),
+            }
             for i in range(customers)
         ]
         + [{"product_code": AMI, "customer_aws_account_id": BUYER}],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,8 +100,3 @@ def write_requests(path: Path, requests: Iterable[bytes]) -> int:
             out.write(raw)
             n += 1
     return n
-
-
-def chunks(items: list[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
-    for i in range(0, len(items) - size + 1, size):
-        yield items[i : i + size]

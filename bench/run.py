@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import catalog as bench_catalog  # noqa: E402
 from bench.presign import Credentials, Signer, write_requests  # noqa: E402
+from bench.report import RssSample, ratios, write_chart, write_markdown  # noqa: E402
 
 BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "replay.lua"
@@ -51,11 +52,12 @@ def batch_requests(signer: Signer, count: int, hours: range = range(1, 23)) -> I
         for h in hours:
             ts = int((top - timedelta(hours=h) + timedelta(minutes=5)).timestamp())
             for c in range(bench_catalog.CUSTOMERS):
-                account = bench_catalog.customer_account(c)
+                # By CustomerIdentifier: moto's server knows no other way to name a customer.
+                customer = bench_catalog.customer_identifier(c)
                 for dimension in bench_catalog.SAAS_DIMENSIONS:
                     yield {
                         "Timestamp": ts,
-                        "CustomerAWSAccountId": account,
+                        "CustomerIdentifier": customer,
                         "Dimension": dimension,
                         "Quantity": c % 97 + 1,
                     }
@@ -240,6 +242,16 @@ class Databases:
         with psycopg.connect(url) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM metering_records").fetchone()[0])
 
+    def max_seq(self, url: str) -> int:
+        """Records stored so far, cheaply (the highest sequence number)."""
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            return int(
+                conn.execute("SELECT COALESCE(MAX(seq), 0) FROM metering_records").fetchone()[0]
+            )
+        finally:
+            conn.close()
+
     def close(self) -> None:
         if self.pg is not None:
             self.pg.stop()
@@ -380,6 +392,47 @@ def measure(
     )
 
 
+def sustained(
+    dbs: Databases, signer_files: RequestFiles, minutes: float, connections: int, work: Path
+) -> list[RssSample]:
+    """BatchMeterUsage on SQLite for `minutes`, sampling the server's memory every 5 s."""
+    path = work / "batch-all.requests"
+    write_requests(
+        path, batch_requests(Signer(host="127.0.0.1"), 10**9, range(1, 23))
+    )  # every distinct slot of the window: about 211,000 requests
+    database = dbs.fresh("sqlite")
+    port = free_port()
+    server = server_for(
+        Scenario("sustained", "marketmeter", "batch", "sqlite"), port, work, database
+    )
+    server.start()
+    seconds = max(int(minutes * 60), 5)
+    samples: list[RssSample] = []
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+        "-s", str(LUA), f"http://127.0.0.1:{port}/", "--", str(path), "1",
+    ]  # fmt: skip
+    try:
+        load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        while load.poll() is None:
+            samples.append(
+                RssSample(time.monotonic() - started, server.rss_mb(), dbs.max_seq(database))
+            )
+            print(
+                f"  {samples[-1].seconds:5.0f} s: RSS {samples[-1].rss_mb:.1f} MB, "
+                f"{samples[-1].records:,} records",
+                flush=True,
+            )
+            time.sleep(5)
+        samples.append(
+            RssSample(time.monotonic() - started, server.rss_mb(), dbs.max_seq(database))
+        )
+    finally:
+        server.stop()
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="length of each run")
@@ -408,6 +461,10 @@ def main() -> None:
         Scenario("BatchMeterUsage, ceiling", "ceiling", "batch"),
         Scenario("MeterUsage, marketmeter, SQLite", "marketmeter", "meter", "sqlite"),
         Scenario("MeterUsage, ceiling", "ceiling", "meter"),
+        Scenario(
+            "BatchMeterUsage, marketmeter, SQLite, 2 workers", "marketmeter", "batch", "sqlite", 2
+        ),
+        Scenario("MeterUsage, marketmeter, SQLite, 2 workers", "marketmeter", "meter", "sqlite", 2),
         Scenario(
             "BatchMeterUsage, marketmeter, PostgreSQL, 2 workers",
             "marketmeter",
@@ -452,7 +509,28 @@ def main() -> None:
                 flush=True,
             )
             results.append(result)
+        rss: list[RssSample] = []
+        if args.rss_minutes > 0:
+            print(f"· sustained run for RSS: {args.rss_minutes:g} minutes", flush=True)
+            rss = sustained(dbs, files, args.rss_minutes, args.connections, work)
+        found = ratios(results, rss)
         print_table(results)
+        print()
+        print("| measure | value | target | |")
+        print("|---|---:|---|---|")
+        for ratio in found:
+            print(ratio.row())
+        if not args.only:
+            command = (
+                "make bench"
+                if args.rss_minutes == 5
+                else "python bench/run.py " + " ".join(sys.argv[1:])
+            )
+            write_markdown(
+                args.output, results, found, rss, command, args.seconds, args.connections
+            )
+            write_chart(args.output.with_suffix(".png"), results, rss)
+            print(f"\nwrote {args.output.name} and its chart in {args.output.parent}")
     finally:
         dbs.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -261,23 +261,23 @@ def _batch_record(  # noqa: PLR0917
     hours: dict[datetime, datetime],
     now: datetime,
 ) -> MeteringRecord:
-    return MeteringRecord(
-        record_id=record_id,
-        operation="BatchMeterUsage",
-        slot=SlotKey(
-            product_code=product.product_code,
-            customer_aws_account_id=subscription.customer_aws_account_id,
-            resource="",
-            license_key=record.license_arn or "",
-            dimension=record.dimension,
-            hour=hours[record.timestamp],
+    return MeteringRecord(  # positional: this runs for every record of every batch
+        record_id,
+        "BatchMeterUsage",
+        SlotKey(
+            product.product_code,
+            subscription.customer_aws_account_id,
+            "",
+            record.license_arn or "",
+            record.dimension,
+            hours[record.timestamp],
         ),
-        timestamp=record.timestamp,
-        quantity=record.quantity,
-        allocations=record.allocations,
-        customer_identifier=subscription.customer_identifier,
-        license_arn=subscription.license_arn,
-        received_at=now,
+        record.timestamp,
+        record.quantity,
+        record.allocations,
+        subscription.customer_identifier,
+        subscription.license_arn,
+        now,
     )
 
 

@@ -78,10 +78,10 @@ class WireOperation:
 
 
 def _quantity(members: dict[str, Any], integer: str, decimal: str) -> Quantity:
-    if decimal in members:
-        return Quantity.from_decimal_string(members[decimal])
     if integer in members:
         return Quantity.from_integer(members[integer])
+    if decimal in members:
+        return Quantity.from_decimal_string(members[decimal])
     return ZERO
 
 
@@ -120,18 +120,24 @@ def _batch_meter_usage(
     service: MeteringService, caller: Caller, request: dict[str, Any]
 ) -> dict[str, Any]:
     sent = request.get("UsageRecords", [])
-    records = [
-        UsageRecord(
-            timestamp=parse_timestamp(r["Timestamp"]),
-            dimension=r["Dimension"],
-            quantity=_quantity(r, "Quantity", "QuantityAsDecimal"),
-            customer_identifier=r.get("CustomerIdentifier"),
-            customer_aws_account_id=r.get("CustomerAWSAccountId"),
-            license_arn=r.get("LicenseArn"),
-            allocations=_allocations(r),
+    timestamps: dict[Any, Any] = {}  # records of a batch mostly share their timestamp
+    records = []
+    for r in sent:
+        raw = r["Timestamp"]
+        timestamp = timestamps.get(raw)
+        if timestamp is None:
+            timestamp = timestamps[raw] = parse_timestamp(raw)
+        records.append(
+            UsageRecord(
+                timestamp,
+                r["Dimension"],
+                _quantity(r, "Quantity", "QuantityAsDecimal"),
+                r.get("CustomerIdentifier"),
+                r.get("CustomerAWSAccountId"),
+                r.get("LicenseArn"),
+                _allocations(r) if "UsageAllocations" in r else None,
+            )
         )
-        for r in sent
-    ]
     outcome = service.batch_meter_usage(caller, request.get("ProductCode"), records)
     results = []
     for record, result in zip(sent, outcome.results, strict=True):

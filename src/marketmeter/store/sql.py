@@ -8,6 +8,7 @@ decides, never a read-then-write in Python.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -83,7 +84,7 @@ def _slot_params(slot: SlotKey) -> tuple[str, str, str, str, str, int]:
     )
 
 
-def _record_params(record: MeteringRecord) -> tuple[Any, ...]:
+def _record_params(record: MeteringRecord, millis: dict[datetime, int]) -> tuple[Any, ...]:
     s = record.slot
     q = record.quantity
     return (
@@ -93,17 +94,24 @@ def _record_params(record: MeteringRecord) -> tuple[Any, ...]:
         s.resource,
         s.license_key,
         s.dimension,
-        to_ms(s.hour),
+        _ms(s.hour, millis),
         record.operation,
-        to_ms(record.timestamp),
+        _ms(record.timestamp, millis),
         q.micros,
         q.text,
         int(q.as_decimal),
-        allocations_to_json(record.allocations),
+        None if record.allocations is None else allocations_to_json(record.allocations),
         record.customer_identifier,
         record.license_arn,
-        to_ms(record.received_at),
+        _ms(record.received_at, millis),
     )
+
+
+def _ms(instant: datetime, known: dict[datetime, int]) -> int:
+    found = known.get(instant)
+    if found is None:
+        found = known[instant] = to_ms(instant)
+    return found
 
 
 class SqlReader:
@@ -242,8 +250,9 @@ class SqlTransaction(SqlReader):
         if not records:
             return []
         params: list[Any] = []
+        millis: dict[datetime, int] = {}  # a batch shares a few distinct instants
         for record in records:
-            params.extend(_record_params(record))
+            params.extend(_record_params(record, millis))
         inserted = {row[0] for row in self._run.fetchall(_insert_records_sql(len(records)), params)}
         if len(inserted) == len(records):
             return list(records)

@@ -85,6 +85,7 @@ class SqliteStore(SqlReader):
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the hot indexes stay in memory
         with self._connections_lock:
             self._all_connections.append(conn)
         return conn

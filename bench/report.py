@@ -1,0 +1,210 @@
+"""The benchmark's output: the table of ratios against the targets, docs/performance.md and
+its chart (PNG)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Ratio:
+    label: str
+    value: float
+    target: str
+    met: bool | None  # None: no target, for information
+
+    def row(self) -> str:
+        verdict = "—" if self.met is None else ("met" if self.met else "not met")
+        return f"| {self.label} | {self.value:,.2f} | {self.target} | {verdict} |"
+
+
+@dataclass(frozen=True)
+class RssSample:
+    seconds: float
+    rss_mb: float
+    records: int
+
+
+def find(results: list[Any], name: str) -> Any | None:
+    return next((r for r in results if r.scenario.name == name), None)
+
+
+def ratios(results: list[Any], rss: list[RssSample]) -> list[Ratio]:
+    out: list[Ratio] = []
+    batch = find(results, "BatchMeterUsage, marketmeter, SQLite")
+    moto = find(results, "BatchMeterUsage, moto")
+    batch_ceiling = find(results, "BatchMeterUsage, ceiling")
+    meter = find(results, "MeterUsage, marketmeter, SQLite")
+    meter_ceiling = find(results, "MeterUsage, ceiling")
+    if batch:
+        out.append(
+            Ratio(
+                "BatchMeterUsage records/s (SQLite)",
+                batch.records_per_s,
+                "≥ 100,000",
+                batch.records_per_s >= 100_000,
+            )
+        )
+        if moto and moto.records_per_s:
+            value = batch.records_per_s / moto.records_per_s
+            out.append(
+                Ratio("BatchMeterUsage: marketmeter ÷ moto (records/s)", value, "≥ 15", value >= 15)
+            )
+        if batch_ceiling:
+            out.append(
+                Ratio(
+                    "BatchMeterUsage: marketmeter ÷ ceiling (requests/s)",
+                    batch.requests_per_s / batch_ceiling.requests_per_s,
+                    "",
+                    None,
+                )
+            )
+    if meter and meter_ceiling:
+        value = meter.requests_per_s / meter_ceiling.requests_per_s
+        out.append(
+            Ratio("MeterUsage: marketmeter ÷ ceiling (requests/s)", value, "≥ 0.6", value >= 0.6)
+        )
+        out.append(
+            Ratio(
+                "MeterUsage p99 latency (ms), 32 connections",
+                meter.p99_ms,
+                "≤ 10",
+                meter.p99_ms <= 10,
+            )
+        )
+    for operation in ("BatchMeterUsage", "MeterUsage"):
+        pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
+        ceiling2 = find(results, f"{operation}, ceiling, 2 workers")
+        if pg and ceiling2:
+            out.append(
+                Ratio(
+                    f"{operation}, PostgreSQL, 2 workers ÷ ceiling, 2 workers (requests/s)",
+                    pg.requests_per_s / ceiling2.requests_per_s,
+                    "",
+                    None,
+                )
+            )
+    if len(rss) >= 4:
+        settled = rss[len(rss) // 4]  # after start-up and the first caches
+        growth = rss[-1].rss_mb / settled.rss_mb
+        out.append(
+            Ratio(
+                "RSS at the end ÷ RSS after the first quarter of the sustained run",
+                growth,
+                "≈ 1 (flat)",
+                growth <= 1.1,
+            )
+        )
+    return out
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} × {model}, Python {platform.python_version()}, {system}"
+
+
+def write_markdown(  # noqa: PLR0917
+    path: Path,
+    results: list[Any],
+    found: list[Ratio],
+    rss: list[RssSample],
+    command: str,
+    seconds: int,
+    connections: int,
+) -> None:
+    lines = [
+        "# Performance",
+        "",
+        f"Measured by `{command}` on {datetime.now(UTC):%Y-%m-%d}, on {machine()}. The load",
+        "generator (wrk) runs on the same machine and shares its cores. Every request is a unique,",
+        "pre-signed SigV4 request (a real insert, never a replay); every record is committed",
+        "before its reply. Throughput counts what the database holds after the run. Numbers are",
+        "only comparable within one run: compare the ratios.",
+        "",
+        "Each scenario: a fresh copy of the benchmark database, a 3-second warm-up on requests",
+        f"of another hour, then {seconds} s at {connections} connections.",
+        "",
+        "## Targets",
+        "",
+        "| measure | value | target | |",
+        "|---|---:|---|---|",
+        *[r.row() for r in found],
+        "",
+        "## Scenarios",
+        "",
+        "| scenario | requests/s | records/s | p50 ms | p99 ms | errors | records stored |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *[r.row() for r in results],
+        "",
+        "- **moto**: moto's server (Werkzeug, threaded) on the same BatchMeterUsage requests; it",
+        "  verifies no signature, checks no limit and stores nothing.",
+        "- **ceiling**: `bench/ceiling.py`, an ASGI app served exactly like marketmeter (uvicorn,",
+        "  httptools, uvloop) that only parses the JSON and answers with a response of the right",
+        "  shape: the most the Python HTTP stack gives.",
+        "",
+        "![requests per second and memory](performance.png)",
+        "",
+    ]
+    if rss:
+        lines += [
+            "## Memory over a sustained run",
+            "",
+            f"BatchMeterUsage on SQLite for {rss[-1].seconds / 60:.1f} minutes; resident memory of",
+            "the server process, and records stored (the distinct requests are replayed once used",
+            "up: replays exercise the idempotent path and store nothing).",
+            "",
+            "| seconds | RSS MB | records stored |",
+            "|---:|---:|---:|",
+            *[f"| {s.seconds:.0f} | {s.rss_mb:.1f} | {s.records:,} |" for s in rss],
+            "",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_chart(path: Path, results: list[Any], rss: list[RssSample]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 2 if rss else 1
+    fig, axes = plt.subplots(1, panels, figsize=(13 if rss else 8, 5))
+    ax = axes[0] if rss else axes
+    names = [r.scenario.name for r in results]
+    ax.barh(
+        names,
+        [r.requests_per_s for r in results],
+        color=["#d62728" if "marketmeter" in n else "#7f7f7f" for n in names],
+    )
+    ax.set_xlabel("requests per second")
+    ax.invert_yaxis()
+    ax.set_title("Throughput (marketmeter in red)")
+    for i, r in enumerate(results):
+        ax.text(r.requests_per_s, i, f" {r.requests_per_s:,.0f}", va="center", fontsize=8)
+    if rss:
+        ax2 = axes[1]
+        ax2.plot([s.seconds for s in rss], [s.rss_mb for s in rss], marker="o", color="#d62728")
+        ax2.set_xlabel("seconds")
+        ax2.set_ylabel("server RSS (MB)")
+        ax2.set_ylim(bottom=0)
+        ax2.set_title("Memory, sustained BatchMeterUsage on SQLite")
+        ax3 = ax2.twinx()
+        ax3.plot(
+            [s.seconds for s in rss], [s.records for s in rss], color="#1f77b4", linestyle="--"
+        )
+        ax3.set_ylabel("records stored (dashed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
