@@ -24,7 +24,8 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@command -v wrk >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi; }
+	  if [ "$$(id -u)" = 0 ]; then S=""; else S=sudo; fi; \
+	  $$S apt-get update -qq && $$S apt-get install -y -qq wrk; }
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP)

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -79,7 +80,8 @@ def batch_requests(signer: Signer, count: int, hours: range = range(1, 23)) -> I
 
 
 def meter_requests(signer: Signer, count: int, hours: range = range(1, 5)) -> Iterator[bytes]:
-    """`count` MeterUsage requests, each a distinct (instance, dimension, hour)."""
+    """`count` MeterUsage requests, each a distinct (instance, dimension, hour), each with its
+    own ClientToken as boto3 sends one."""
     top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     keys = [Credentials(*bench_catalog.buyer_key(i)) for i in range(bench_catalog.BUYER_KEYS)]
     sent = 0
@@ -92,6 +94,7 @@ def meter_requests(signer: Signer, count: int, hours: range = range(1, 5)) -> It
                     "Timestamp": ts,
                     "UsageDimension": dimension,
                     "UsageQuantity": h,
+                    "ClientToken": str(uuid.uuid4()),
                 }
                 yield signer.request(key, "MeterUsage", payload)
                 sent += 1
