@@ -4,12 +4,20 @@ entitlement, then the slot claim — at most one record per slot, the database d
 A retry identical by value (same quantity and allocations) gets the original record's id;
 a different one gets DuplicateRecord (batch) or DuplicateRequest (MeterUsage). MeterUsage
 also honours `ClientToken`: the same token with other parameters is an IdempotencyConflict.
+
+Each operation is `prepare`d first — every check that needs no lock, done outside any
+transaction — into a `Prepared`: the unit of work the database must run (the claims, and
+what must be decided next to them) and how its result becomes the answer. A store may run
+many prepared units together (group commit), so the write lock is held for the claims only.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from marketmeter.clock import Clock
 from marketmeter.domain.allocations import check_allocations
@@ -45,7 +53,24 @@ from marketmeter.domain.timewindow import (
     floor_to_hour,
 )
 from marketmeter.instants import to_ms
-from marketmeter.store.base import Store
+from marketmeter.store.base import Store, Transaction
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared(Generic[T, R]):
+    """A request checked and ready: the unit of work, and what makes the answer of its result."""
+
+    unit: Callable[[Transaction], T]
+    finish: Callable[[T], R]
+
+    def run(self, store: Store) -> R:
+        """In a transaction of its own (the CLI, tests)."""
+        with store.transaction() as tx:
+            done = self.unit(tx)
+        return self.finish(done)
 
 
 class Metering:
@@ -58,6 +83,11 @@ class Metering:
     def batch_meter_usage(
         self, caller: Caller, product_code: str | None, records: list[UsageRecord]
     ) -> BatchOutcome:
+        return self.prepare_batch(caller, product_code, records).run(self._store)
+
+    def prepare_batch(
+        self, caller: Caller, product_code: str | None, records: list[UsageRecord]
+    ) -> Prepared[list[MeteringRecord], BatchOutcome]:
         now = self._clock.now()
         product, licenses = self._batch_product(caller, product_code, records)
         for record in records:
@@ -98,14 +128,20 @@ class Metering:
         # Slots are claimed in one global order (stable: same-slot records keep their input
         # order), so that concurrent transactions on PostgreSQL can never deadlock.
         candidates.sort(key=lambda item: _slot_order(item[1].slot))
-        with self._store.transaction() as tx:
-            occupants = tx.claim_slots([candidate for _, candidate in candidates])
-        for (i, candidate), occupant in zip(candidates, occupants, strict=True):
-            if occupant.record_id == candidate.record_id or occupant.same_usage(candidate):
-                results[i] = RecordResult("Success", occupant.record_id)
-            else:
-                results[i] = RecordResult("DuplicateRecord")
-        return BatchOutcome(tuple(results))
+        claims = [candidate for _, candidate in candidates]
+
+        def claim(tx: Transaction) -> list[MeteringRecord]:
+            return tx.claim_slots(claims)
+
+        def finish(occupants: list[MeteringRecord]) -> BatchOutcome:
+            for (i, candidate), occupant in zip(candidates, occupants, strict=True):
+                if occupant.record_id == candidate.record_id or occupant.same_usage(candidate):
+                    results[i] = RecordResult("Success", occupant.record_id)
+                else:
+                    results[i] = RecordResult("DuplicateRecord")
+            return BatchOutcome(tuple(results))
+
+        return Prepared(claim, finish)
 
     def _batch_product(
         self, caller: Caller, product_code: str | None, records: list[UsageRecord]
@@ -182,6 +218,9 @@ class Metering:
     # -- MeterUsage --------------------------------------------------------------------
 
     def meter_usage(self, caller: Caller, request: MeterUsageRequest) -> str:
+        return self.prepare_meter(caller, request).run(self._store)
+
+    def prepare_meter(self, caller: Caller, request: MeterUsageRequest) -> Prepared[str, str]:
         now = self._clock.now()
         product = existing_product(self._store, request.product_code)
         if product.type == "saas":
@@ -218,9 +257,10 @@ class Metering:
             license_arn=subscription.license_arn if subscription else "",
             received_at=now,
         )
-        fingerprint = _fingerprint(caller, request)
         token = request.client_token
-        with self._store.transaction() as tx:
+        fingerprint = _fingerprint(caller, request) if token is not None else ""
+
+        def meter(tx: Transaction) -> str:
             if token is not None:
                 earlier = tx.find_client_token(caller.account_id, token)
                 if earlier is not None:
@@ -251,6 +291,12 @@ class Metering:
                         f"The ClientToken is being used for multiple requests: {token!r}."
                     )
             return occupant.record_id
+
+        return Prepared(meter, _same)
+
+
+def _same(record_id: str) -> str:
+    return record_id
 
 
 def _batch_record(  # noqa: PLR0917

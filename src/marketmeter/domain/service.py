@@ -73,6 +73,21 @@ class MeteringService:
         self._admit(caller, "MeterUsage", dry_run=request.dry_run)
         return self._metering.meter_usage(caller, request)
 
+    # The same two, for a caller on an event loop: the store runs the claims when it will
+    # (with others: group commit), and the answer comes once they are committed.
+
+    async def batch_meter_usage_async(
+        self, caller: Caller, product_code: str | None, records: list[UsageRecord]
+    ) -> BatchOutcome:
+        self._admit(caller, "BatchMeterUsage")
+        prepared = self._metering.prepare_batch(caller, product_code, records)
+        return prepared.finish(await self.store.run(prepared.unit))
+
+    async def meter_usage_async(self, caller: Caller, request: MeterUsageRequest) -> str:
+        self._admit(caller, "MeterUsage", dry_run=request.dry_run)
+        prepared = self._metering.prepare_meter(caller, request)
+        return prepared.finish(await self.store.run(prepared.unit))
+
     def resolve_customer(self, caller: Caller, registration_token: str) -> ResolvedCustomer:
         self._admit(caller, "ResolveCustomer")
         return self._registration.resolve(caller, registration_token)

@@ -8,7 +8,7 @@ and against the one-of rules (`rules`). Then the members become domain values an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import orjson
 from marketmeter.domain.errors import ValidationFailed
 from marketmeter.domain.models import (
     Allocation,
+    BatchOutcome,
     Caller,
     MeterUsageRequest,
     Tag,
@@ -32,6 +33,7 @@ from marketmeter.protocol.timestamps import parse_timestamp, to_epoch_seconds
 from marketmeter.protocol.validation import Checker, RequestNotReadable, compile_input
 
 Handler = Callable[[MeteringService, Caller, dict[str, Any]], dict[str, Any]]
+AsyncHandler = Callable[[MeteringService, Caller, dict[str, Any]], Awaitable[dict[str, Any]]]
 Rules = Callable[[dict[str, Any], list[str]], None]
 
 
@@ -42,9 +44,23 @@ class WireOperation:
     fast: msgspec.json.Decoder[Any]
     rules: Rules | None
     handler: Handler
+    async_handler: AsyncHandler
 
     def invoke(self, service: MeteringService, caller: Caller, body: bytes) -> dict[str, Any]:
         """Raises RequestNotReadable (a SerializationException) or a domain error."""
+        caller, request = self._admitted_request(service, caller, body)
+        return self.handler(service, caller, request)
+
+    async def invoke_async(
+        self, service: MeteringService, caller: Caller, body: bytes
+    ) -> dict[str, Any]:
+        """`invoke` for an event loop: the store runs the unit of work when it will."""
+        caller, request = self._admitted_request(service, caller, body)
+        return await self.async_handler(service, caller, request)
+
+    def _admitted_request(
+        self, service: MeteringService, caller: Caller, body: bytes
+    ) -> tuple[Caller, dict[str, Any]]:
         request, checked = self._decode(body or b"{}")
         caller = service.admit(caller, self.name, dry_run=request.get("DryRun") is True)
         violations: list[str] = []
@@ -54,7 +70,7 @@ class WireOperation:
             self.rules(request, violations)
         if violations:
             raise ValidationFailed(violations)
-        return self.handler(service, caller, request)
+        return caller, request
 
     def _decode(self, body: bytes) -> tuple[dict[str, Any], bool]:
         """The request as a dict, and whether the fast path already checked it."""
@@ -116,9 +132,7 @@ def _echo(record: dict[str, Any]) -> dict[str, Any]:
 # -- handlers --------------------------------------------------------------------------
 
 
-def _batch_meter_usage(
-    service: MeteringService, caller: Caller, request: dict[str, Any]
-) -> dict[str, Any]:
+def _batch_records(request: dict[str, Any]) -> list[UsageRecord]:
     sent = request.get("UsageRecords", [])
     timestamps: dict[Any, Any] = {}  # records of a batch mostly share their timestamp
     records = []
@@ -138,7 +152,11 @@ def _batch_meter_usage(
                 _allocations(r) if "UsageAllocations" in r else None,
             )
         )
-    outcome = service.batch_meter_usage(caller, request.get("ProductCode"), records)
+    return records
+
+
+def _batch_answer(request: dict[str, Any], outcome: BatchOutcome) -> dict[str, Any]:
+    sent = request.get("UsageRecords", [])
     results = []
     for record, result in zip(sent, outcome.results, strict=True):
         item: dict[str, Any] = {"UsageRecord": _echo(record), "Status": result.status}
@@ -151,22 +169,56 @@ def _batch_meter_usage(
     }
 
 
+def _batch_meter_usage(
+    service: MeteringService, caller: Caller, request: dict[str, Any]
+) -> dict[str, Any]:
+    outcome = service.batch_meter_usage(caller, request.get("ProductCode"), _batch_records(request))
+    return _batch_answer(request, outcome)
+
+
+async def _batch_meter_usage_async(
+    service: MeteringService, caller: Caller, request: dict[str, Any]
+) -> dict[str, Any]:
+    outcome = await service.batch_meter_usage_async(
+        caller, request.get("ProductCode"), _batch_records(request)
+    )
+    return _batch_answer(request, outcome)
+
+
+def _meter_request(request: dict[str, Any]) -> MeterUsageRequest:
+    return MeterUsageRequest(
+        product_code=request["ProductCode"],
+        timestamp=parse_timestamp(request["Timestamp"]),
+        dimension=request["UsageDimension"],
+        quantity=_quantity(request, "UsageQuantity", "UsageQuantityAsDecimal"),
+        allocations=_allocations(request),
+        dry_run=request.get("DryRun", False),
+        client_token=request.get("ClientToken"),
+    )
+
+
 def _meter_usage(
     service: MeteringService, caller: Caller, request: dict[str, Any]
 ) -> dict[str, Any]:
-    record_id = service.meter_usage(
-        caller,
-        MeterUsageRequest(
-            product_code=request["ProductCode"],
-            timestamp=parse_timestamp(request["Timestamp"]),
-            dimension=request["UsageDimension"],
-            quantity=_quantity(request, "UsageQuantity", "UsageQuantityAsDecimal"),
-            allocations=_allocations(request),
-            dry_run=request.get("DryRun", False),
-            client_token=request.get("ClientToken"),
-        ),
-    )
+    return {"MeteringRecordId": service.meter_usage(caller, _meter_request(request))}
+
+
+async def _meter_usage_async(
+    service: MeteringService, caller: Caller, request: dict[str, Any]
+) -> dict[str, Any]:
+    record_id = await service.meter_usage_async(caller, _meter_request(request))
     return {"MeteringRecordId": record_id}
+
+
+def _at_once(handler: Handler) -> AsyncHandler:
+    """An operation that only reads: the same work, on the event loop."""
+
+    async def run(
+        service: MeteringService, caller: Caller, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        return handler(service, caller, request)
+
+    return run
 
 
 def _resolve_customer(
@@ -198,11 +250,11 @@ def _register_usage(
     return response
 
 
-_HANDLERS: dict[str, tuple[Handler, Rules | None]] = {
-    "BatchMeterUsage": (_batch_meter_usage, batch_meter_usage_rules),
-    "MeterUsage": (_meter_usage, meter_usage_rules),
-    "ResolveCustomer": (_resolve_customer, None),
-    "RegisterUsage": (_register_usage, None),
+_HANDLERS: dict[str, tuple[Handler, AsyncHandler, Rules | None]] = {
+    "BatchMeterUsage": (_batch_meter_usage, _batch_meter_usage_async, batch_meter_usage_rules),
+    "MeterUsage": (_meter_usage, _meter_usage_async, meter_usage_rules),
+    "ResolveCustomer": (_resolve_customer, _at_once(_resolve_customer), None),
+    "RegisterUsage": (_register_usage, _at_once(_register_usage), None),
 }
 
 HANDLED_INPUT_MEMBERS: dict[str, frozenset[str]] = {
@@ -227,6 +279,8 @@ HANDLED_INPUT_MEMBERS: dict[str, frozenset[str]] = {
 
 def compile_operations() -> dict[str, WireOperation]:
     return {
-        name: WireOperation(name, compile_input(name), compile_fast_decoder(name), rules, handler)
-        for name, (handler, rules) in _HANDLERS.items()
+        name: WireOperation(
+            name, compile_input(name), compile_fast_decoder(name), rules, handler, async_handler
+        )
+        for name, (handler, async_handler, rules) in _HANDLERS.items()
     }

@@ -8,9 +8,9 @@ server wraps either in `cache.CachedStore`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from marketmeter.domain.models import (
     AccessKey,
@@ -22,6 +22,8 @@ from marketmeter.domain.models import (
     SigningKey,
     Subscription,
 )
+
+T = TypeVar("T")
 
 
 class StoreUnavailable(Exception):
@@ -115,9 +117,10 @@ class Store(Reader, Protocol):
 
     def count_records(self, product_code: str | None = None) -> int: ...
 
-    async def durable(self) -> None:
-        """Return once every unit of work this thread finished is committed (group commit:
-        a store may commit several units together, after they ran)."""
+    async def run(self, unit: Callable[[Transaction], T]) -> T:
+        """Run `unit` in a transaction and return its result once that is committed; raise
+        what it raised, with its writes undone. A store may run several units in one
+        transaction (group commit)."""
         ...
 
     def close(self) -> None: ...

@@ -149,8 +149,8 @@ class CachedStore:
     def count_records(self, product_code: str | None = None) -> int:
         return self.inner.count_records(product_code)
 
-    async def durable(self) -> None:
-        await self.inner.durable()
+    async def run(self, unit: Callable[[Transaction], T]) -> T:
+        return await self.inner.run(unit)
 
     def close(self) -> None:
         self.inner.close()

@@ -9,17 +9,18 @@ Migrations take an advisory lock, so processes starting together apply each one 
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.store.base import StoreConflict, StoreUnavailable
+from marketmeter.store.base import StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql import (
     SqlReader,
@@ -29,6 +30,7 @@ from marketmeter.store.sql import (
     statements,
 )
 
+T = TypeVar("T")
 MIGRATION_LOCK = 0x6D6D6574  # "mmet": the advisory lock migrations hold
 
 
@@ -139,8 +141,13 @@ class PostgresStore(SqlReader):
             for row in cursor:
                 yield record_from_row(row)
 
-    async def durable(self) -> None:
-        """Every transaction commits as it ends."""
+    async def run(self, unit: Callable[[Transaction], T]) -> T:
+        """A transaction of its own, on a worker thread (psycopg's calls block)."""
+        return await asyncio.to_thread(self._run_now, unit)
+
+    def _run_now(self, unit: Callable[[Transaction], T]) -> T:
+        with self.transaction() as tx:
+            return unit(tx)
 
     def close(self) -> None:
         if not self._closed.is_set():

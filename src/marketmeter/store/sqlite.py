@@ -7,24 +7,28 @@ one connection per thread. A commit returns only once SQLite has it in the WAL, 
 sent after it survives a crash of the process (`synchronous=NORMAL`; `FULL` also survives a
 power cut, at the cost of an fsync per commit).
 
-Group commit: on a server's event loop (`group_commit_on`), the units of work of one loop
-iteration share one transaction — each in a savepoint of its own, so a failing unit rolls
-back alone — committed at the start of the next iteration; `durable()` is how a request
-waits for that commit before it answers. A commit is most of the cost of a small unit.
+Group commit: on a server's event loop (`group_commit_on`), `run` queues units of work
+(the claims of a prepared request) and the next loop iteration runs every queued unit in
+one transaction — each in a savepoint of its own, so a failing unit rolls back alone — then
+commits once and answers them all. A commit is most of the cost of a small unit, and the
+write lock is held only while the units run, not while requests are read and checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.store.base import StoreConflict, StoreUnavailable
+from marketmeter.store.base import StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql import (
     SqlReader,
@@ -33,6 +37,8 @@ from marketmeter.store.sql import (
     records_query,
     statements,
 )
+
+T = TypeVar("T")
 
 
 class SqliteRunner:
@@ -67,7 +73,9 @@ class SqliteStore(SqlReader):
         self._connections_lock = threading.Lock()
         self._all_connections: list[sqlite3.Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._group: asyncio.Future[None] | None = None
+        self._pending: list[tuple[Callable[[Transaction], Any], asyncio.Future[Any]]] = []
+        self._lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._close_lock = weakref.finalize(self, os.close, self._lock_fd)
         with translate_errors():
             self._writer = self._connect()
             self._migrate()
@@ -99,6 +107,10 @@ class SqliteStore(SqlReader):
         return runner
 
     def _migrate(self) -> None:
+        with self._exclusive():
+            self._migrate_locked()
+
+    def _migrate_locked(self) -> None:
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -125,20 +137,18 @@ class SqliteStore(SqlReader):
             for conn in self._all_connections:
                 conn.close()
             self._all_connections.clear()
+        self._close_lock()
 
     # -- units of work -----------------------------------------------------------------
 
     def group_commit_on(self, loop: asyncio.AbstractEventLoop) -> None:
-        """From now on, every transaction runs on `loop`'s thread and commits in groups."""
+        """From now on, `run` groups the units of work of one iteration of `loop` into one
+        transaction (the loop's thread is the only one that writes)."""
         self._loop = loop
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        if self._loop is not None:
-            with self._grouped_unit() as tx:
-                yield tx
-            return
-        with self._write_lock, translate_errors():
+        with self._exclusive(), translate_errors():
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -147,44 +157,65 @@ class SqliteStore(SqlReader):
             finally:
                 _end_transaction(conn)
 
-    @contextmanager
-    def _grouped_unit(self) -> Iterator[SqlTransaction]:
-        assert self._loop is not None
-        conn = self._writer
-        with translate_errors():
-            if self._group is None:
-                conn.execute("BEGIN IMMEDIATE")
-                self._group = self._loop.create_future()
-                self._group.add_done_callback(_consume_exception)
-                self._loop.call_soon(self._commit_group)
-            conn.execute("SAVEPOINT unit")
-            try:
-                yield SqlTransaction(SqliteRunner(conn))
-            except BaseException:
-                if conn.in_transaction:  # (an I/O error may have rolled back everything)
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
-                raise
-            conn.execute("RELEASE unit")
+    async def run(self, unit: Callable[[Transaction], T]) -> T:
+        if self._loop is None:
+            with self.transaction() as tx:
+                return unit(tx)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending.append((unit, future))
+        if len(self._pending) == 1:
+            self._loop.call_soon(self._flush)
+        return await future  # type: ignore[no-any-return]
 
-    def _commit_group(self) -> None:
-        group, self._group = self._group, None
-        if group is None:
-            return
+    def _flush(self) -> None:
+        """Run the waiting units in one transaction, each in a savepoint of its own; then
+        answer them all — a unit's own error too, since it may rest on rows of this group."""
+        pending, self._pending = self._pending, []
+        outcomes: list[tuple[asyncio.Future[Any], Any, bool]] = []
         try:
-            with translate_errors():
+            with self._exclusive(), translate_errors():
+                conn = self._writer
+                runner = SqliteRunner(conn)
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._writer.execute("COMMIT")
+                    for unit, future in pending:
+                        conn.execute("SAVEPOINT unit")
+                        try:
+                            outcomes.append((future, unit(SqlTransaction(runner)), True))
+                        except Exception as exc:
+                            if not conn.in_transaction:  # an I/O error undid the whole group
+                                raise
+                            conn.execute("ROLLBACK TO unit")
+                            outcomes.append((future, exc, False))
+                        conn.execute("RELEASE unit")
+                    conn.execute("COMMIT")
                 finally:
-                    _end_transaction(self._writer)
-        except StoreUnavailable as exc:
-            group.set_exception(exc)
-        else:
-            group.set_result(None)
+                    _end_transaction(conn)
+        except Exception as exc:
+            failure = exc if isinstance(exc, StoreUnavailable | StoreConflict) else None
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(failure or StoreUnavailable(f"SQLite: {exc}"))
+            return
+        for future, value, ok in outcomes:
+            if future.done():  # the request went away meanwhile
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
-    async def durable(self) -> None:
-        if self._group is not None:
-            await asyncio.shield(self._group)
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """This process's writers queue on a lock; processes, on a lock of the kernel's
+        (`flock` on a file beside the database): a waiting process sleeps until the lock is
+        free, rather than polling SQLite's busy handler."""
+        with self._write_lock:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # -- whole-table reads -------------------------------------------------------------
 
@@ -204,11 +235,6 @@ def _end_transaction(conn: sqlite3.Connection) -> None:
     may leave open), roll back, so that the connection can begin the next transaction."""
     if conn.in_transaction:
         conn.execute("ROLLBACK")
-
-
-def _consume_exception(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()  # reported to the waiters; no "never retrieved" warning
 
 
 @contextmanager
