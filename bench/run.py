@@ -9,6 +9,7 @@ time. Throughput counts what the database holds afterwards, not what was answere
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -187,35 +188,45 @@ class Process:
 class Databases:
     """A template database holding the catalog, copied for every scenario."""
 
-    def __init__(self, work: Path, with_postgres: bool) -> None:
+    def __init__(self, work: Path) -> None:
         self.work = work
-        catalog_file = work / "catalog.yaml"
-        catalog_file.write_text(yaml.safe_dump(bench_catalog.catalog(), sort_keys=False))
+        self.catalog_file = work / "catalog.yaml"
+        self.catalog_file.write_text(yaml.safe_dump(bench_catalog.catalog(), sort_keys=False))
         self.sqlite_template = work / "template.db"
         print("· applying the benchmark catalog (SQLite)", flush=True)
         marketmeter(
-            "catalog", "apply", "--database", f"sqlite:///{self.sqlite_template}", str(catalog_file)
+            "catalog",
+            "apply",
+            "--database",
+            f"sqlite:///{self.sqlite_template}",
+            str(self.catalog_file),
         )
         self.pg: Any = None
-        if with_postgres:
-            from tests.postgres import TemporaryPostgres, find_bindir
-
-            bindir = find_bindir()
-            if bindir is None:
-                print("· PostgreSQL is not installed: PostgreSQL scenarios skipped", flush=True)
-            else:
-                self.pg = TemporaryPostgres(bindir)
-                self.pg.start()
-                print("· applying the benchmark catalog (PostgreSQL)", flush=True)
-                self._pg_admin("CREATE DATABASE bench_template")
-                marketmeter(
-                    "catalog",
-                    "apply",
-                    "--database",
-                    self.pg.url("bench_template"),
-                    str(catalog_file),
-                )
         self._n = 0
+
+    @staticmethod
+    def postgres_installed() -> bool:
+        from tests.postgres import find_bindir
+
+        return find_bindir() is not None
+
+    def _start_postgres(self) -> None:
+        """Only when a PostgreSQL scenario comes: an idle cluster still takes CPU."""
+        from tests.postgres import TemporaryPostgres, find_bindir
+
+        bindir = find_bindir()
+        assert bindir is not None
+        self.pg = TemporaryPostgres(bindir)
+        self.pg.start()
+        print("· applying the benchmark catalog (PostgreSQL)", flush=True)
+        self._pg_admin("CREATE DATABASE bench_template")
+        marketmeter(
+            "catalog", "apply", "--database", self.pg.url("bench_template"), str(self.catalog_file)
+        )
+        import psycopg
+
+        with psycopg.connect(self.pg.url("bench_template"), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
 
     def _pg_admin(self, sql: str) -> None:
         import psycopg
@@ -229,6 +240,8 @@ class Databases:
             path = self.work / f"run{self._n}.db"
             shutil.copy(self.sqlite_template, path)
             return f"sqlite:///{path}"
+        if self.pg is None:
+            self._start_postgres()
         name = f"bench_run{self._n}"
         self._pg_admin(f"CREATE DATABASE {name} TEMPLATE bench_template")
         return str(self.pg.url(name))
@@ -258,6 +271,7 @@ class Databases:
     def close(self) -> None:
         if self.pg is not None:
             self.pg.stop()
+            self.pg = None
 
 
 def marketmeter(*args: str) -> None:
@@ -492,10 +506,13 @@ def main() -> None:
         scenarios = [s for s in scenarios if s.store != "postgresql"]
 
     work = Path(tempfile.mkdtemp(prefix="marketmeter-bench-"))
-    dbs = Databases(work, with_postgres=any(s.store == "postgresql" for s in scenarios))
+    dbs = Databases(work)
     try:
-        if dbs.pg is None:
+        if not Databases.postgres_installed():
+            print("· PostgreSQL is not installed: PostgreSQL scenarios skipped", flush=True)
             scenarios = [s for s in scenarios if s.store != "postgresql"]
+        # PostgreSQL last: its cluster starts only then, and cannot disturb the others.
+        scenarios.sort(key=lambda s: s.store == "postgresql")
         files = RequestFiles(work, batch_count=args.batch_requests, meter_count=args.meter_requests)
         results = []
         for scenario in scenarios:
@@ -513,6 +530,7 @@ def main() -> None:
             )
             results.append(result)
         rss: list[RssSample] = []
+        dbs.close()  # PostgreSQL is done with: stop it before the sustained run
         if args.rss_minutes > 0:
             print(f"· sustained run for RSS: {args.rss_minutes:g} minutes", flush=True)
             rss = sustained(dbs, files, args.rss_minutes, args.connections, work)
@@ -533,6 +551,14 @@ def main() -> None:
                 args.output, results, found, rss, command, args.seconds, args.connections
             )
             write_chart(args.output.with_suffix(".png"), results, rss)
+            raw = {
+                "command": command,
+                "seconds": args.seconds,
+                "connections": args.connections,
+                "results": [dataclasses.asdict(r) for r in results],
+                "rss": [dataclasses.asdict(s) for s in rss],
+            }
+            args.output.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
             print(f"\nwrote {args.output.name} and its chart in {args.output.parent}")
     finally:
         dbs.close()
