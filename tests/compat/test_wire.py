@@ -233,3 +233,11 @@ def test_a_date_header_at_the_end_of_time_is_refused_before_authentication(serve
         "IncompleteSignatureException",
         "InvalidSignatureException",
     }
+
+
+def test_deeply_nested_json_is_a_serialization_exception(server: Server, fresh: Fresh) -> None:
+    nested = b"[" * 3000 + b"]" * 3000
+    body = b'{"ProductCode": "p", "Timestamp": 1, "UsageDimension": "d", "X": ' + nested + b"}"
+    assert_error(
+        call(server, "MeterUsage", body, key=fresh.buyer_key()), "SerializationException", 400
+    )

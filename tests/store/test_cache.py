@@ -52,10 +52,19 @@ def test_reads_come_from_memory_while_the_catalog_is_unchanged(tmp_path: Path) -
     assert again.secret_access_key == key.secret_access_key
 
 
-def test_unknown_ids_are_cached_within_a_bound(tmp_path: Path) -> None:
+def test_the_cache_is_bounded(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "b.db")
     cached = CachedStore(store, max_entries=100)
     for i in range(1000):
-        assert cached.get_access_key(f"AKIAUNKNOWN{i:09d}") is None
+        assert cached.get_product(f"product-{i}") is None
     assert len(cached._entries) <= 100
+    store.close()
+
+
+def test_unknown_access_keys_are_not_remembered(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "u.db")
+    cached = CachedStore(store)
+    for i in range(100):
+        assert cached.get_access_key(f"AKIAUNKNOWN{i:09d}") is None
+    assert cached._entries == {}
     store.close()

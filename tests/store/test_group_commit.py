@@ -14,7 +14,7 @@ from marketmeter.store.sqlite import SqliteStore
 from tests.store.test_contract import make_record
 
 
-def test_units_of_one_iteration_share_a_transaction_and_fail_alone(tmp_path: Path) -> None:
+def test_grouped_units_fail_alone_and_are_answered_after_the_commit(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "g.db")
     good, other = make_record(1), make_record(2, dimension="gb")
 
@@ -78,3 +78,30 @@ def test_without_an_event_loop_a_unit_runs_in_a_transaction_of_its_own(tmp_path:
         asyncio.run(store.run(claim_then_fail))
     assert store.count_records() == 1
     store.close()
+
+
+def test_a_writer_gives_up_when_another_process_keeps_the_lock(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    store = SqliteStore(tmp_path / "l.db", busy_timeout_ms=100)
+    holder = os.open(os.path.realpath(tmp_path / "l.db") + ".lock", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # as another process's writer would
+    try:
+        with (
+            pytest.raises(StoreUnavailable, match="held the write lock"),
+            store.transaction() as tx,
+        ):
+            tx.claim_slot(make_record())
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    with store.transaction() as tx:
+        tx.claim_slot(make_record())
+    assert store.count_records() == 1
+    store.close()
+
+
+def test_a_database_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match="cannot open"):
+        SqliteStore(tmp_path / "missing" / "x.db")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from marketmeter.clock import Clock
-from marketmeter.domain.containers import ensure_first_key
+from marketmeter.domain.containers import new_signing_key
 from marketmeter.domain.errors import CatalogError, NotFound
 from marketmeter.domain.models import Catalog, CatalogSubscription, Subscription
 from marketmeter.store.base import Store, StoreConflict, Transaction
@@ -43,6 +43,13 @@ class CatalogService:
         )
 
     def _apply(self, catalog: Catalog, now: datetime) -> None:
+        # RSA keys take a while to make: made before the write lock is taken.
+        first_keys = {
+            p.product_code: new_signing_key(p.product_code, 1, now)
+            for p in catalog.products
+            if p.type == "container"
+            and self._store.latest_signing_key_version(p.product_code) is None
+        }
         with self._store.transaction() as tx:
             for account in catalog.accounts:
                 tx.upsert_account(account)
@@ -55,8 +62,10 @@ class CatalogService:
                         f"{product.seller_account_id} is not in the catalog"
                     )
                 tx.upsert_product(product)
-                if product.type == "container":
-                    ensure_first_key(tx, product.product_code, now)
+                if product.product_code in first_keys:
+                    tx.add_signing_key(
+                        first_keys[product.product_code]
+                    )  # unless one came meanwhile
             for entry in catalog.subscriptions:
                 self._apply_subscription(tx, entry, now)
 

@@ -25,7 +25,7 @@ from marketmeter.domain.errors import (
     PlatformNotSupported,
 )
 from marketmeter.domain.models import Caller, RegisterUsageOutcome, SigningKey
-from marketmeter.store.base import Store, Transaction
+from marketmeter.store.base import Store
 
 SUPPORTED_PLATFORMS = frozenset({"ecs", "eks", "fargate"})
 MAX_KEY_VERSION = 2**31 - 1
@@ -45,11 +45,6 @@ def new_signing_key(product_code: str, version: int, now: datetime) -> SigningKe
         .decode()
     )
     return SigningKey(product_code, version, private_pem, public_pem, now)
-
-
-def ensure_first_key(tx: Transaction, product_code: str, now: datetime) -> None:
-    if tx.latest_signing_key_version(product_code) is None:
-        tx.add_signing_key(new_signing_key(product_code, 1, now))
 
 
 class Containers:

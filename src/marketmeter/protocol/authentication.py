@@ -33,6 +33,8 @@ class Authenticator:
         found: dict[str, AccessKey] = {}
 
         def secret_for(access_key_id: str) -> str | None:
+            if not _plausible_key_id(access_key_id):
+                return None  # no such key can exist (the catalog admits these only)
             key = self._lookup(access_key_id)
             if key is None:
                 return None
@@ -49,3 +51,12 @@ class Authenticator:
         if key.expires_at is not None and self._now() >= key.expires_at:
             raise ProtocolError("ExpiredTokenException", EXPIRED_TOKEN)
         return Caller(access_key=key, region=signature.region)
+
+
+def _plausible_key_id(access_key_id: str) -> bool:
+    return (
+        16 <= len(access_key_id) <= 128
+        and access_key_id.isascii()
+        and access_key_id.isalnum()
+        and access_key_id.upper() == access_key_id
+    )

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import orjson
 
 from marketmeter.domain.errors import ValidationFailed
 from marketmeter.domain.models import (
@@ -79,11 +78,12 @@ class WireOperation:
             try:
                 self.fast.decode(body)
                 checked = True
-            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            except Exception:  # anything at all: `validation` has the last word
                 pass
         try:
-            request = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            # The same parser as the fast path's, so both see the same numbers.
+            request = msgspec.json.decode(body)
+        except Exception as exc:  # malformed, too deep, not UTF-8…
             raise RequestNotReadable(f"The request body is not valid JSON: {exc}") from None
         if not isinstance(request, dict):
             raise RequestNotReadable("The request body must be a JSON object.")

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from marketmeter.domain.models import (
     AccessKey,
@@ -35,7 +35,7 @@ _MISSING = object()
 
 class CachedStore:
     def __init__(
-        self, store: Store, max_staleness: float = 0.001, max_entries: int = 500_000
+        self, store: Store, max_staleness: float = 0.001, max_entries: int = 200_000
     ) -> None:
         self.inner = store
         self._max_entries = max_entries
@@ -48,7 +48,9 @@ class CachedStore:
 
     # -- the cache -------------------------------------------------------------------------
 
-    def _cached(self, key: tuple[Any, ...], load: Callable[[], T]) -> T:
+    def _cached(
+        self, key: tuple[Any, ...], load: Callable[[], T], *, remember_absence: bool = True
+    ) -> T:
         now = time.monotonic()
         if now - self._checked_at > self._max_staleness:
             version = self.inner.catalog_version()
@@ -58,13 +60,19 @@ class CachedStore:
                     self._version = version
                 self._checked_at = now
         entries = self._entries
-        found = entries.get(key, _MISSING)
-        if found is _MISSING:
-            found = load()
-            if len(entries) >= self._max_entries:  # bounded: lookups of unknown ids are cached too
-                entries = self._entries = {}
-            entries[key] = found
-        return found  # type: ignore[no-any-return]
+        cached = entries.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cast(T, cached)
+        found = load()
+        if found is None and not remember_absence:
+            return found
+        if len(entries) >= self._max_entries:
+            with self._lock:  # bounded; and never a stale row into a newer dict
+                if entries is self._entries:
+                    self._entries = {}
+            return found
+        entries[key] = found
+        return found
 
     def forget(self) -> None:
         """Drop everything: the next read checks the store."""
@@ -79,8 +87,11 @@ class CachedStore:
         return self.inner.catalog_version()
 
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
+        # Unknown keys are not remembered: they come from requests nobody has authenticated.
         return self._cached(
-            ("key", access_key_id), lambda: self.inner.get_access_key(access_key_id)
+            ("key", access_key_id),
+            lambda: self.inner.get_access_key(access_key_id),
+            remember_absence=False,
         )
 
     def get_account(self, account_id: str) -> Account | None:

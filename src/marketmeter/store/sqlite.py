@@ -7,11 +7,12 @@ one connection per thread. A commit returns only once SQLite has it in the WAL, 
 sent after it survives a crash of the process (`synchronous=NORMAL`; `FULL` also survives a
 power cut, at the cost of an fsync per commit).
 
-Group commit: on a server's event loop (`group_commit_on`), `run` queues units of work
-(the claims of a prepared request) and the next loop iteration runs every queued unit in
-one transaction — each in a savepoint of its own, so a failing unit rolls back alone — then
-commits once and answers them all. A commit is most of the cost of a small unit, and the
-write lock is held only while the units run, not while requests are read and checked.
+Group commit: on a server (`group_commit_on`), `run` queues units of work (the claims of a
+prepared request) for a writer thread, which runs every unit queued meanwhile in one
+transaction — each in a savepoint of its own, so a failing unit rolls back alone — commits
+once and answers them all on the event loop. A commit is most of the cost of a small unit;
+the write lock is held only while units run, not while requests are read and checked; and
+SQLite works without Python's GIL, so the writer's inserts overlap the loop's parsing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,10 +75,18 @@ class SqliteStore(SqlReader):
         self._connections_lock = threading.Lock()
         self._all_connections: list[sqlite3.Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[Callable[[Transaction], Any], asyncio.Future[Any]]] = []
-        self._lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        self._close_lock = weakref.finalize(self, os.close, self._lock_fd)
+        self._queue: list[tuple[Callable[[Transaction], Any], asyncio.Future[Any]]] = []
+        self._queued = threading.Condition()
+        self._writer_thread: threading.Thread | None = None
+        self._stopping = False
         with translate_errors():
+            # The lock beside the database, named from its real path: one file per database.
+            lock_path = os.path.realpath(self.path) + ".lock"
+            try:
+                self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StoreUnavailable(f"SQLite: cannot open {lock_path}: {exc.strerror}") from exc
+            self._close_lock = weakref.finalize(self, os.close, self._lock_fd)
             self._writer = self._connect()
             self._migrate()
 
@@ -133,6 +143,12 @@ class SqliteStore(SqlReader):
             _end_transaction(conn)
 
     def close(self) -> None:
+        if self._writer_thread is not None:
+            with self._queued:
+                self._stopping = True
+                self._queued.notify()
+            self._writer_thread.join(timeout=30)
+            self._writer_thread = None
         with self._connections_lock:
             for conn in self._all_connections:
                 conn.close()
@@ -142,9 +158,13 @@ class SqliteStore(SqlReader):
     # -- units of work -----------------------------------------------------------------
 
     def group_commit_on(self, loop: asyncio.AbstractEventLoop) -> None:
-        """From now on, `run` groups the units of work of one iteration of `loop` into one
-        transaction (the loop's thread is the only one that writes)."""
+        """From now on `run` hands units of work to a writer thread, which runs every unit
+        queued meanwhile in one transaction (group commit) and answers on `loop`."""
         self._loop = loop
+        self._writer_thread = threading.Thread(
+            target=self._write_queued, name="sqlite-writer", daemon=True
+        )
+        self._writer_thread.start()
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
@@ -162,60 +182,89 @@ class SqliteStore(SqlReader):
             with self.transaction() as tx:
                 return unit(tx)
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending.append((unit, future))
-        if len(self._pending) == 1:
-            self._loop.call_soon(self._flush)
+        with self._queued:
+            self._queue.append((unit, future))
+            self._queued.notify()
         return await future  # type: ignore[no-any-return]
 
-    def _flush(self) -> None:
-        """Run the waiting units in one transaction, each in a savepoint of its own; then
-        answer them all — a unit's own error too, since it may rest on rows of this group."""
-        pending, self._pending = self._pending, []
-        outcomes: list[tuple[asyncio.Future[Any], Any, bool]] = []
+    def _write_queued(self) -> None:
+        """The writer thread. While it runs one group, the next one queues up."""
+        assert self._loop is not None
+        while True:
+            with self._queued:
+                while not self._queue and not self._stopping:
+                    self._queued.wait()
+                if not self._queue:
+                    return
+                group, self._queue = self._queue, []
+            answers = self._run_group(group)
+            try:
+                self._loop.call_soon_threadsafe(_answer, answers)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                return
+
+    def _run_group(
+        self, group: list[tuple[Callable[[Transaction], Any], asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any, bool]]:
+        """Every unit in one transaction, each in a savepoint of its own; then commit. A
+        unit's own error is answered only after the commit too: it may rest on rows of
+        this group. If the group fails, every unit gets a retryable error."""
+        answers: list[tuple[asyncio.Future[Any], Any, bool]] = []
         try:
             with self._exclusive(), translate_errors():
                 conn = self._writer
                 runner = SqliteRunner(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for unit, future in pending:
+                    for unit, future in group:
                         conn.execute("SAVEPOINT unit")
                         try:
-                            outcomes.append((future, unit(SqlTransaction(runner)), True))
+                            answers.append((future, unit(SqlTransaction(runner)), True))
                         except Exception as exc:
                             if not conn.in_transaction:  # an I/O error undid the whole group
                                 raise
                             conn.execute("ROLLBACK TO unit")
-                            outcomes.append((future, exc, False))
+                            answers.append((future, exc, False))
                         conn.execute("RELEASE unit")
                     conn.execute("COMMIT")
                 finally:
                     _end_transaction(conn)
-        except Exception as exc:
-            failure = exc if isinstance(exc, StoreUnavailable | StoreConflict) else None
-            for _, future in pending:
-                if not future.done():
-                    future.set_exception(failure or StoreUnavailable(f"SQLite: {exc}"))
-            return
-        for future, value, ok in outcomes:
-            if future.done():  # the request went away meanwhile
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        except BaseException as exc:
+            failure = (
+                exc
+                if isinstance(exc, StoreUnavailable | StoreConflict)
+                else StoreUnavailable(f"SQLite: {exc!r}")
+            )
+            return [(future, failure, False) for _, future in group]
+        return answers
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        """This process's writers queue on a lock; processes, on a lock of the kernel's
-        (`flock` on a file beside the database): a waiting process sleeps until the lock is
-        free, rather than polling SQLite's busy handler."""
+        """One writer at a time: this process's threads queue on a lock; processes on a
+        lock of the kernel's (`flock` on the file beside the database), given up after the
+        busy timeout — a writer never waits for ever."""
         with self._write_lock:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._lock_file()
             try:
                 yield
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _lock_file(self) -> None:
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailable(
+                        f"SQLite: another process has held the write lock for more than "
+                        f"{self._busy_timeout_ms} ms"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
 
     # -- whole-table reads -------------------------------------------------------------
 
@@ -228,6 +277,17 @@ class SqliteStore(SqlReader):
                     yield record_from_row(row)
         finally:
             conn.close()
+
+
+def _answer(answers: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
+    """On the event loop: each waiting request gets its unit's result or error."""
+    for future, value, ok in answers:
+        if future.done():  # the request went away meanwhile
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _end_transaction(conn: sqlite3.Connection) -> None:
