@@ -21,13 +21,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.store.base import StoreConflict, StoreUnavailable, Transaction
-from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql import (
     SqlReader,
     SqlTransaction,
+    migrate,
     record_from_row,
     records_query,
-    statements,
 )
 
 T = TypeVar("T")
@@ -104,20 +103,7 @@ class PostgresStore(SqlReader):
     def _migrate(self) -> None:
         with self._pool.connection(self._timeout) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
-            )
-            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in migrations_for("postgresql"):
-                if migration.version in applied:
-                    continue
-                for statement in statements(migration.sql):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
+            migrate(PostgresRunner(conn), "postgresql")
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:

@@ -34,6 +34,7 @@ from marketmeter.store.codec import (
     opt_from_ms,
     opt_to_ms,
 )
+from marketmeter.store.migrations import migrations_for
 
 
 class Runner(Protocol):
@@ -428,6 +429,26 @@ def count_query(product_code: str | None) -> tuple[str, tuple[Any, ...]]:
     if product_code is None:
         return "SELECT COUNT(*) FROM metering_records", ()
     return "SELECT COUNT(*) FROM metering_records WHERE product_code = ?", (product_code,)
+
+
+def migrate(runner: Runner, dialect: str) -> None:
+    """Apply the dialect's migrations not applied yet, in order, inside the caller's
+    transaction (which holds the lock that keeps other processes from doing the same)."""
+    runner.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        (),
+    )
+    applied = {row[0] for row in runner.fetchall("SELECT version FROM schema_migrations", ())}
+    for migration in migrations_for(dialect):
+        if migration.version in applied:
+            continue
+        for statement in statements(migration.sql):
+            runner.execute(statement, ())
+        runner.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+            (migration.version, migration.name),
+        )
 
 
 def statements(sql: str) -> list[str]:

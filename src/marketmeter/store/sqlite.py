@@ -31,13 +31,12 @@ from typing import Any, TypeVar
 
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.store.base import StoreConflict, StoreUnavailable, Transaction
-from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql import (
     SqlReader,
     SqlTransaction,
+    migrate,
     record_from_row,
     records_query,
-    statements,
 )
 
 T = TypeVar("T")
@@ -121,20 +120,7 @@ class SqliteStore(SqlReader):
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
-            )
-            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in migrations_for("sqlite"):
-                if migration.version in applied:
-                    continue
-                for statement in statements(migration.sql):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                    (migration.version, migration.name),
-                )
+            migrate(SqliteRunner(conn), "sqlite")
             conn.execute("COMMIT")
         finally:
             _end_transaction(conn)
