@@ -74,13 +74,6 @@ class CachedStore:
         entries[key] = found
         return found
 
-    def forget(self) -> None:
-        """Drop everything: the next read checks the store."""
-        with self._lock:
-            self._entries = {}
-            self._version = None
-            self._checked_at = float("-inf")
-
     # -- cached catalog reads --------------------------------------------------------------
 
     def catalog_version(self) -> int:
