@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from marketmeter.clock import Clock, SystemClock
 from marketmeter.config import Settings
 from marketmeter.domain.service import MeteringService
@@ -31,4 +33,17 @@ def create_app(
 
 def app_from_environment() -> MeteringEndpoint:
     """The factory each server worker process calls (settings come in MARKETMETER_*)."""
-    return create_app(Settings.from_environment())
+    app = create_app(Settings.from_environment())
+    tune_garbage_collector()
+    return app
+
+
+def tune_garbage_collector() -> None:
+    """For a server process. What start-up made (modules, the service model, compiled
+    validators) is never garbage: frozen out of every collection. And the young generation
+    is collected every 50,000 allocations, not 700: a request makes tens of short-lived
+    objects, nearly all freed by reference counting, and the frequent collections — full
+    ones over a growing catalog cache among them — were a third of the time and most of
+    the p99 (measured with `make bench`)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)

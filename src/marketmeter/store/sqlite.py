@@ -22,7 +22,6 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -215,20 +214,37 @@ class SqliteStore(SqlReader):
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _lock_file(self) -> None:
-        deadline = time.monotonic() + self._busy_timeout_ms / 1000
-        pause = 0.00005
-        while True:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        # Another process writes. Wait in the kernel — woken the moment the lock is free,
+        # which keeps processes taking fair turns — on a helper thread, so that the wait
+        # can end at the busy timeout.
+        acquired = threading.Event()
+        given_up = False
+        decided = threading.Lock()
+
+        def wait_for_lock() -> None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            with decided:
+                if given_up:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                else:
+                    acquired.set()
+
+        threading.Thread(target=wait_for_lock, name="sqlite-lock", daemon=True).start()
+        if acquired.wait(self._busy_timeout_ms / 1000):
+            return
+        with decided:
+            if acquired.is_set():
                 return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StoreUnavailable(
-                        f"SQLite: another process has held the write lock for more than "
-                        f"{self._busy_timeout_ms} ms"
-                    ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.001)
+            given_up = True
+        raise StoreUnavailable(
+            f"SQLite: another process has held the write lock for more than "
+            f"{self._busy_timeout_ms} ms"
+        )
 
     # -- whole-table reads -------------------------------------------------------------
 
