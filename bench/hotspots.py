@@ -51,10 +51,11 @@ def main() -> None:
             catalog_file.write_text(yaml.safe_dump(bench_catalog.catalog()))
             url = f"sqlite:///{work / 'p.db'}"
             marketmeter("catalog", "apply", "--database", url, str(catalog_file))
-        from marketmeter.app import create_app
+        from marketmeter.app import create_app, tune_garbage_collector
         from marketmeter.config import Settings
 
         app = create_app(Settings(database_url=url))
+        tune_garbage_collector()  # as a server process does
         signer = Signer(host="127.0.0.1")
         make = batch_requests if args.operation == "batch" else meter_requests
         # The same customers and instances twice: an hour to warm the caches up (untimed),

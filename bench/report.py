@@ -186,7 +186,7 @@ WHERE_THE_TIME_GOES = [
     "  defaults (a young-generation collection every 700 allocations; full collections",
     "  over the growing catalog cache): a server process freezes what start-up made and",
     "  collects every 50,000 allocations (`app.tune_garbage_collector`).",
-    "- **BatchMeterUsage, 25 records: about 450 µs of one core**, on top of the ~95 µs the",
+    "- **BatchMeterUsage, 25 records: about 380 µs of one core**, on top of the ~95 µs the",
     "  HTTP stack and JSON take (the ceiling). Of that: the SQLite insert of 25 rows with its",
     "  three indexes (one `INSERT … RETURNING` per batch) about 130 µs; turning each record",
     "  into domain values, finding its subscription (cached), building its slot and its SQL",
