@@ -194,3 +194,22 @@ def expect_error(
     assert response["Error"]["Message"], "every error carries a message"
     assert server.record_count() == before, "a failed request stored records"
     return response
+
+
+def verified_claims(
+    server: Server, signature: str, product: str, version: int = 1
+) -> dict[str, Any]:
+    """A RegisterUsage signature, verified with the PEM that `marketmeter keys public` prints."""
+    import jwt
+
+    pem = marketmeter(
+        "keys",
+        "public",
+        "--database",
+        server.database_url,
+        "--product",
+        product,
+        "--version",
+        str(version),
+    ).stdout
+    return dict(jwt.decode(signature, pem, algorithms=["PS256"]))

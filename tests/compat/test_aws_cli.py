@@ -31,7 +31,7 @@ import pytest
 from botocore.session import get_session
 
 from tests.compat.conftest import Fresh, recent
-from tests.compat.server import Server, marketmeter
+from tests.compat.server import Server, marketmeter, verified_claims
 from tests.factories import AMI, CONTAINER, SAAS
 
 pytestmark = pytest.mark.compat
@@ -369,17 +369,7 @@ def test_register_usage_signature_verifies_with_the_published_key(
         "cli-nonce-1",
     )
     assert set(out) == {"Signature"}  # no rotation yet: no PublicKeyRotationTimestamp
-    public_pem = marketmeter(
-        "keys",
-        "public",
-        "--database",
-        server.database_url,
-        "--product",
-        CONTAINER,
-        "--version",
-        "1",
-    ).stdout
-    claims = jwt.decode(out["Signature"], public_pem, algorithms=["PS256"])
+    claims = verified_claims(server, out["Signature"], CONTAINER)
     assert claims["productCode"] == CONTAINER
     assert claims["publicKeyVersion"] == 1
     assert claims["nonce"] == "cli-nonce-1"

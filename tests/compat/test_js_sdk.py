@@ -29,11 +29,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 
 from tests.compat.conftest import Fresh, recent
-from tests.compat.server import Server, marketmeter
+from tests.compat.server import Server, marketmeter, verified_claims
 from tests.factories import AMI, CONTAINER, SAAS
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(600)]  # a first `npm ci` may be slow
@@ -381,17 +380,7 @@ def test_register_usage_signature_verifies_with_the_published_key(
 ) -> None:
     register = succeeded(scenario, "register")
     assert set(register["output"]) == {"Signature"}
-    public_pem = marketmeter(
-        "keys",
-        "public",
-        "--database",
-        server.database_url,
-        "--product",
-        CONTAINER,
-        "--version",
-        "1",
-    ).stdout
-    claims = jwt.decode(register["output"]["Signature"], public_pem, algorithms=["PS256"])
+    claims = verified_claims(server, register["output"]["Signature"], CONTAINER)
     assert claims["productCode"] == CONTAINER
     assert claims["publicKeyVersion"] == 1
     assert claims["nonce"] == scenario.nonce

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 
-import jwt
 import pytest
 
 from tests.compat.conftest import Fresh
-from tests.compat.server import Server, expect_error, marketmeter
+from tests.compat.server import Server, expect_error, marketmeter, verified_claims
 from tests.factories import AMI, BUYER, BUYER_CONCURRENT_LICENSE_B, CONTAINER, SAAS, SAAS_CONCURRENT
 
 pytestmark = pytest.mark.compat
@@ -113,17 +112,7 @@ class TestRegisterUsage:
             ProductCode=CONTAINER, PublicKeyVersion=1, Nonce="abc-123"
         )
         assert "PublicKeyRotationTimestamp" not in out
-        pem = marketmeter(
-            "keys",
-            "public",
-            "--database",
-            server.database_url,
-            "--product",
-            CONTAINER,
-            "--version",
-            "1",
-        ).stdout
-        claims = jwt.decode(out["Signature"], pem, algorithms=["PS256"])
+        claims = verified_claims(server, out["Signature"], CONTAINER)
         assert claims["productCode"] == CONTAINER
         assert claims["publicKeyVersion"] == 1
         assert claims["nonce"] == "abc-123"

@@ -127,7 +127,7 @@ class Metering:
         ]
         # Slots are claimed in one global order (stable: same-slot records keep their input
         # order), so that concurrent transactions on PostgreSQL can never deadlock.
-        candidates.sort(key=lambda item: _slot_order(item[1].slot))
+        candidates.sort(key=lambda item: item[1].slot)
         claims = [candidate for _, candidate in candidates]
 
         def claim(tx: Transaction) -> list[MeteringRecord]:
@@ -324,17 +324,6 @@ def _batch_record(  # noqa: PLR0917
         subscription.customer_identifier,
         subscription.license_arn,
         now,
-    )
-
-
-def _slot_order(slot: SlotKey) -> tuple[str, str, str, str, str, datetime]:
-    return (
-        slot.product_code,
-        slot.customer_aws_account_id,
-        slot.resource,
-        slot.license_key,
-        slot.dimension,
-        slot.hour,
     )
 
 

@@ -155,7 +155,7 @@ class BatchOutcome:
     """Indexes of input records the service could not process (to be resent)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class SlotKey:
     """The dedupe identity: at most one record per slot, enforced by a unique key.
 

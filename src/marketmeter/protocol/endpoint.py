@@ -99,6 +99,9 @@ class MeteringEndpoint:
             await _respond(send, 200, orjson.dumps(payload), request_id)
         except ProtocolError as exc:
             await _respond_error(send, WireError(exc.aws_type, exc.status, exc.message), request_id)
+        except RequestNotReadable as exc:  # a member of the wrong JSON type, or no JSON at all
+            error = serialization_error(str(exc))
+            await _respond_error(send, WireError(error.aws_type, 400, error.message), request_id)
         except MeteringError as exc:
             await _respond_error(send, wire_error(exc), request_id)
         except StoreConflict as exc:
@@ -117,21 +120,13 @@ class MeteringEndpoint:
     def _handle(self, request: SignedRequest, target: str | None) -> dict[str, Any]:
         """Runs on a worker thread: authenticate, decode, call the domain."""
         caller = self._auth.authenticate(request)
-        operation = self._operation(target)
-        try:
-            return operation.invoke(self.service, caller, request.body)
-        except RequestNotReadable as exc:
-            raise serialization_error(str(exc)) from None
+        return self._operation(target).invoke(self.service, caller, request.body)
 
     async def _handle_on_loop(self, request: SignedRequest, target: str | None) -> dict[str, Any]:
         """`_handle` on the event loop, for a store whose work is brief and local (SQLite):
         checks here, and the claims run by the store with others (group commit)."""
         caller = self._auth.authenticate(request)
-        operation = self._operation(target)
-        try:
-            return await operation.invoke_async(self.service, caller, request.body)
-        except RequestNotReadable as exc:
-            raise serialization_error(str(exc)) from None
+        return await self._operation(target).invoke_async(self.service, caller, request.body)
 
     def _operation(self, target: str | None) -> WireOperation:
         if target is None or not target.startswith(self._prefix):
