@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import secrets
 import string
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+
+from msgspec.structs import replace
 
 from marketmeter.clock import Clock
 from marketmeter.domain.containers import new_signing_key

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+import msgspec
+
 from marketmeter.domain.quantities import Quantity
 
 ProductType = Literal["saas", "ami", "container"]
@@ -19,14 +21,12 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(msgspec.Struct, frozen=True, gc=False):
     account_id: str
     name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AccessKey:
+class AccessKey(msgspec.Struct, frozen=True, gc=False):
     """One caller identity. For buyers, one running resource (instance, task, pod)."""
 
     access_key_id: str
@@ -42,8 +42,7 @@ class AccessKey:
     """The metering actions this key may call (IAM allow list); None allows all."""
 
 
-@dataclass(frozen=True, slots=True)
-class Product:
+class Product(msgspec.Struct, frozen=True, gc=False):
     product_code: str
     seller_account_id: str
     type: ProductType
@@ -52,8 +51,7 @@ class Product:
     concurrent_agreements: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Subscription:
+class Subscription(msgspec.Struct, frozen=True, gc=False):
     product_code: str
     customer_aws_account_id: str
     customer_identifier: str
@@ -67,8 +65,7 @@ class Subscription:
         return self.ends_at is None or now < self.ends_at
 
 
-@dataclass(frozen=True, slots=True)
-class RegistrationToken:
+class RegistrationToken(msgspec.Struct, frozen=True, gc=False):
     token: str
     product_code: str
     customer_aws_account_id: str
@@ -77,8 +74,7 @@ class RegistrationToken:
     expires_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class SigningKey:
+class SigningKey(msgspec.Struct, frozen=True, gc=False):
     """A RegisterUsage signing key of a container product, by integer version."""
 
     product_code: str
@@ -88,8 +84,7 @@ class SigningKey:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+class Caller(msgspec.Struct, frozen=True, gc=False):
     """Who signed the request: the access key, its account and the signing Region."""
 
     access_key: AccessKey
@@ -102,20 +97,17 @@ class Caller:
         return self.access_key.account_id
 
 
-@dataclass(frozen=True, slots=True)
-class Tag:
+class Tag(msgspec.Struct, frozen=True, gc=False):
     key: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(msgspec.Struct, frozen=True, gc=False):
     quantity: Quantity
     tags: tuple[Tag, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
+class UsageRecord(msgspec.Struct, frozen=True, gc=False):
     """One record of a BatchMeterUsage request, as sent."""
 
     timestamp: datetime
@@ -127,8 +119,7 @@ class UsageRecord:
     allocations: tuple[Allocation, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MeterUsageRequest:
+class MeterUsageRequest(msgspec.Struct, frozen=True, gc=False):
     product_code: str
     timestamp: datetime
     dimension: str
@@ -141,22 +132,19 @@ class MeterUsageRequest:
 RecordStatus = Literal["Success", "CustomerNotSubscribed", "DuplicateRecord"]
 
 
-@dataclass(frozen=True, slots=True)
-class RecordResult:
+class RecordResult(msgspec.Struct, frozen=True, gc=False):
     status: RecordStatus
     metering_record_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
+class BatchOutcome(msgspec.Struct, frozen=True, gc=False):
     results: tuple[RecordResult, ...]
     """One per input record, in input order."""
     unprocessed: tuple[int, ...] = ()
     """Indexes of input records the service could not process (to be resent)."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class SlotKey:
+class SlotKey(msgspec.Struct, frozen=True, order=True, gc=False):
     """The dedupe identity: at most one record per slot, enforced by a unique key.
 
     BatchMeterUsage: product, customer, dimension and hour; a record sent by `LicenseArn`
@@ -172,8 +160,7 @@ class SlotKey:
     hour: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class MeteringRecord:
+class MeteringRecord(msgspec.Struct, frozen=True, gc=False):
     record_id: str
     operation: Operation
     slot: SlotKey
@@ -195,8 +182,7 @@ class MeteringRecord:
         ) == allocation_identity(other.allocations)
 
 
-@dataclass(frozen=True, slots=True)
-class ClientTokenEntry:
+class ClientTokenEntry(msgspec.Struct, frozen=True, gc=False):
     """A MeterUsage ClientToken, the request it was first used for, and its answer."""
 
     account_id: str
@@ -206,8 +192,7 @@ class ClientTokenEntry:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedCustomer:
+class ResolvedCustomer(msgspec.Struct, frozen=True, gc=False):
     product_code: str
     customer_aws_account_id: str
     license_arn: str
@@ -216,8 +201,7 @@ class ResolvedCustomer:
     """None for concurrent-agreement products: AWS leaves it out for them."""
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterUsageOutcome:
+class RegisterUsageOutcome(msgspec.Struct, frozen=True, gc=False):
     signature: str
     public_key_rotation_timestamp: datetime | None = None
 
@@ -232,8 +216,7 @@ class Catalog:
     subscriptions: tuple[CatalogSubscription, ...] = field(default=())
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogSubscription:
+class CatalogSubscription(msgspec.Struct, frozen=True, gc=False):
     product_code: str
     customer_aws_account_id: str
     customer_identifier: str | None = None

@@ -9,15 +9,15 @@ quantity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 MICROS_PER_UNIT = 1_000_000
 DECIMAL_PLACES = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Quantity:
+class Quantity(msgspec.Struct, frozen=True, gc=False):
     micros: int
     """The value in millionths: the exact comparison and summing key."""
     as_decimal: bool

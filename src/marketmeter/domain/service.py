@@ -5,9 +5,11 @@ caller's permissions, the enabled Regions and the request quotas first."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from msgspec.structs import replace
 
 from marketmeter.clock import Clock
 from marketmeter.domain.authorization import RateLimiter, authorize, check_api_enabled
