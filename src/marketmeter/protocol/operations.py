@@ -118,13 +118,14 @@ _USAGE_RECORD_MEMBERS = frozenset(service_model().shape_for("UsageRecord").membe
 
 
 def _echo(record: dict[str, Any]) -> dict[str, Any]:
-    """The UsageRecord as the service read it: its members, the timestamp as a number."""
-    if record.keys() <= _USAGE_RECORD_MEMBERS:
-        echoed = dict(record)
-    else:
-        echoed = {k: v for k, v in record.items() if k in _USAGE_RECORD_MEMBERS}
+    """The UsageRecord as the service read it: its members, the timestamp as a number.
+    (Usually the decoded record itself: the request is not used once answered.)"""
     sent = record["Timestamp"]
-    if not isinstance(sent, int | float):
+    numeric = isinstance(sent, (int, float))
+    if numeric and record.keys() <= _USAGE_RECORD_MEMBERS:
+        return record
+    echoed = {k: v for k, v in record.items() if k in _USAGE_RECORD_MEMBERS}
+    if not numeric:
         echoed["Timestamp"] = to_epoch_seconds(parse_timestamp(sent))
     return echoed
 

@@ -54,6 +54,8 @@ def batch_meter_usage_rules(request: dict[str, Any], out: list[str]) -> None:
             "(send ProductCode, or a LicenseArn in every UsageRecord)"
         )
     for i, record in enumerate(records, 1):
+        if by_product and _plain(record):
+            continue  # the usual record breaks no rule: skip making its path
         path = f"usageRecords.{i}.member"
         _both_or_neither(record, path, "Quantity", "QuantityAsDecimal", out, need_one=False)
         _both_or_neither(
@@ -76,3 +78,14 @@ def batch_meter_usage_rules(request: dict[str, Any], out: list[str]) -> None:
                     "Member must not be null (a LicenseArn is sent with CustomerAWSAccountId)"
                 )
         _allocations(record, path, out)
+
+
+def _plain(record: dict[str, Any]) -> bool:
+    """A record of a request by ProductCode that breaks none of the rules and has no
+    allocations (the rules below, decided without making the record's path)."""
+    return (
+        ("CustomerIdentifier" in record) != ("CustomerAWSAccountId" in record)
+        and "LicenseArn" not in record
+        and "UsageAllocations" not in record
+        and not ("Quantity" in record and "QuantityAsDecimal" in record)
+    )
