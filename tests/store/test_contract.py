@@ -164,7 +164,11 @@ def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
         tx.claim_slot(make_record())
     assert all(s.count_records() == 1 for s in opened)
     rows = opened[0]._all("SELECT version, name FROM schema_migrations", ())  # type: ignore[attr-defined]
-    assert [tuple(r) for r in rows] == [(1, "initial"), (2, "catalog_version")]
+    assert [tuple(r) for r in rows] == [
+        (1, "initial"),
+        (2, "catalog_version"),
+        (3, "no_export_index"),
+    ]
     for s in opened:
         s.close()
 
