@@ -169,3 +169,39 @@ def test_allocations_and_tags_are_checked(service: MeteringService) -> None:
             caller("buyer"), meter(AT, quantity=1, allocations=(alloc(1, **{"b!": "x"}),))
         )
     assert stored(service) == []
+
+
+def test_a_token_reused_for_its_own_slot_with_another_quantity_is_a_conflict(
+    service: MeteringService,
+) -> None:
+    # The token decides before the slot: IdempotencyConflict, not DuplicateRequest.
+    service.meter_usage(caller("buyer"), meter(AT, quantity=4, client_token="t-3"))
+    with pytest.raises(IdempotencyConflict, match="t-3"):
+        service.meter_usage(caller("buyer"), meter(AT, quantity=5, client_token="t-3"))
+    assert [r["Quantity"] for r in stored(service)] == [4]
+
+
+def test_a_dry_run_replaying_a_token_is_judged_by_the_token(service: MeteringService) -> None:
+    service.meter_usage(caller("buyer"), meter(AT, quantity=4, client_token="t-4"))
+    with pytest.raises(DryRunSucceeded):
+        service.meter_usage(
+            caller("buyer"), meter(AT, quantity=4, dry_run=True, client_token="t-4")
+        )
+    with pytest.raises(IdempotencyConflict):
+        service.meter_usage(
+            caller("buyer"), meter(AT, dimension="gb", dry_run=True, client_token="t-4")
+        )
+    assert len(stored(service)) == 1
+
+
+def test_a_second_token_for_the_same_usage_gets_the_first_record_and_is_kept(
+    service: MeteringService,
+) -> None:
+    first = service.meter_usage(caller("buyer"), meter(AT, quantity=4, client_token="t-5"))
+    second = service.meter_usage(caller("buyer"), meter(AT, quantity=4, client_token="t-6"))
+    assert second == first
+    # t-6 now stands for that request: replayed, the same id; reused, a conflict.
+    assert service.meter_usage(caller("buyer"), meter(AT, quantity=4, client_token="t-6")) == first
+    with pytest.raises(IdempotencyConflict):
+        service.meter_usage(caller("buyer"), meter(AT, dimension="gb", client_token="t-6"))
+    assert len(stored(service)) == 1

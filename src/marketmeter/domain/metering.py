@@ -261,19 +261,21 @@ class Metering:
         fingerprint = _fingerprint(caller, request) if token is not None else ""
 
         def meter(tx: Transaction) -> str:
-            if token is not None:
+            # The usual request: its slot, then its ClientToken — two claims. The rarer
+            # answers (a replayed or reused token, a duplicate, a dry run) are decided after,
+            # in the order AWS decides them: the token first. A unit that raises leaves
+            # nothing behind (the store runs it in a savepoint).
+            occupant = tx.claim_slot(candidate)
+            fresh = occupant.record_id == candidate.record_id
+            same = fresh or occupant.same_usage(candidate)
+            if token is not None and (request.dry_run or not same):
                 earlier = tx.find_client_token(caller.account_id, token)
                 if earlier is not None:
-                    if earlier.request_fingerprint != fingerprint:
-                        raise IdempotencyConflict(
-                            f"The ClientToken is being used for multiple requests: {token!r} "
-                            "was first used with different parameters."
-                        )
+                    _check_fingerprint(earlier, fingerprint)
                     if request.dry_run:
                         raise DryRunSucceeded()
                     return earlier.record_id
-            occupant = tx.claim_slot(candidate)
-            if occupant.record_id != candidate.record_id and not occupant.same_usage(candidate):
+            if not same:
                 raise DuplicateRequest(
                     f"A metering record has already been emitted by this resource for dimension "
                     f"{request.dimension!r} in the hour starting "
@@ -282,17 +284,23 @@ class Metering:
                 )
             if request.dry_run:
                 raise DryRunSucceeded()
-            if token is not None:
-                claimed = tx.claim_client_token(
-                    ClientTokenEntry(caller.account_id, token, fingerprint, occupant.record_id, now)
-                )
-                if claimed.request_fingerprint != fingerprint:
-                    raise IdempotencyConflict(
-                        f"The ClientToken is being used for multiple requests: {token!r}."
-                    )
-            return occupant.record_id
+            if token is None:
+                return occupant.record_id
+            claimed = tx.claim_client_token(
+                ClientTokenEntry(caller.account_id, token, fingerprint, occupant.record_id, now)
+            )
+            _check_fingerprint(claimed, fingerprint)
+            return claimed.record_id
 
         return Prepared(meter, _same)
+
+
+def _check_fingerprint(entry: ClientTokenEntry, fingerprint: str) -> None:
+    if entry.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            f"The ClientToken is being used for multiple requests: {entry.client_token!r} "
+            "was first used with different parameters."
+        )
 
 
 def _same(record_id: str) -> str:
