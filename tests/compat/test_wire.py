@@ -29,7 +29,10 @@ def test_success_headers(server: Server, fresh: Fresh) -> None:
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-amz-json-1.1"
-    uuid.UUID(response.headers["x-amzn-requestid"])
+    first_id = response.headers["x-amzn-requestid"]
+    assert str(uuid.UUID(first_id)) == first_id
+    again = call(server, "DeleteEverything", {})
+    assert again.headers["x-amzn-requestid"] not in {first_id, ""}
     date = parsedate_to_datetime(response.headers["date"])
     assert abs((datetime.now(UTC) - date).total_seconds()) < 60
     assert set(response.json()) == {"MeteringRecordId"}

@@ -10,6 +10,7 @@ with `X-Amzn-ErrorType`; a client's mistake is never a 500, and a 500 never show
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -66,6 +67,12 @@ class MeteringEndpoint:
         # A store whose calls are brief local work (SQLite) runs on the event loop itself;
         # one that waits on a network (PostgreSQL) runs on the worker threads.
         self._inline = getattr(service.store, "run_inline", False)
+        # Request ids: this process's random UUID with a counter in its last 48 bits.
+        self._request_prefix = str(uuid.uuid4())[:24]
+        self._request_count = itertools.count()
+
+    def _request_id(self) -> str:
+        return f"{self._request_prefix}{next(self._request_count) & 0xFFFF_FFFF_FFFF:012x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -73,7 +80,7 @@ class MeteringEndpoint:
             return
         if scope["type"] != "http":
             return
-        request_id = str(uuid.uuid4())
+        request_id = self._request_id()
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
         targets = [v for k, v in headers if k == "x-amz-target"]
         target = targets[0] if len(targets) == 1 else None

@@ -233,7 +233,15 @@ class SigV4Verifier:
     plain dict whose racing evictions are tolerated.
     """
 
-    __slots__ = ("_cache", "_cache_size", "_max_skew", "_minutes", "_now", "_service")
+    __slots__ = (
+        "_cache",
+        "_cache_size",
+        "_last_date",
+        "_max_skew",
+        "_minutes",
+        "_now",
+        "_service",
+    )
 
     def __init__(
         self,
@@ -248,6 +256,7 @@ class SigV4Verifier:
         self._now = now
         self._cache_size = max(1, key_cache_size)
         self._cache: dict[tuple[str, str, str], bytes] = {}
+        self._last_date: tuple[str, datetime | None] = ("", None)
 
     # -- signing key -------------------------------------------------------------------
 
@@ -335,7 +344,12 @@ class SigV4Verifier:
 
         # 3. Date format and credential scope.
         if amz_date is not None:
-            signed_at = _parse_amz_date(amz_date)
+            last_text, last_parsed = self._last_date  # requests of one second share it
+            if amz_date == last_text:
+                signed_at = last_parsed
+            else:
+                signed_at = _parse_amz_date(amz_date)
+                self._last_date = (amz_date, signed_at)
             if signed_at is None:
                 raise IncompleteSignature(
                     f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
