@@ -230,7 +230,8 @@ class SigV4Verifier:
     """Verifies SigV4 ``Authorization`` headers for one service signing name.
 
     Safe to share between threads: the only mutable state is the signing-key cache, a
-    plain dict whose racing evictions are tolerated.
+    plain dict whose racing evictions are tolerated, and the last date parsed, a pair
+    replaced whole.
     """
 
     __slots__ = (
