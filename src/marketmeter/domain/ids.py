@@ -15,10 +15,10 @@ _VARIANT = "89ab"  # the variant (binary 10) and two random bits
 
 def new_ids(n: int, now_ms: int) -> list[str]:
     """`n` new ids made at `now_ms` (epoch milliseconds), in ascending order."""
+    t = f"{now_ms & 0xFFFF_FFFF_FFFF:012x}"
     ids: list[str] = []
     while len(ids) < n:
         count = min(n - len(ids), _COUNTER)
-        t = f"{now_ms & 0xFFFF_FFFF_FFFF:012x}"
         noise = os.urandom(8)
         r = noise[:7].hex()
         head = f"{t[:8]}-{t[8:]}-7{r[:3]}-{_VARIANT[noise[7] & 3]}{r[3:6]}-{r[6:]}"

@@ -266,8 +266,7 @@ class Metering:
             # in the order AWS decides them: the token first. A unit that raises leaves
             # nothing behind (the store runs it in a savepoint).
             occupant = tx.claim_slot(candidate)
-            fresh = occupant.record_id == candidate.record_id
-            same = fresh or occupant.same_usage(candidate)
+            same = occupant.record_id == candidate.record_id or occupant.same_usage(candidate)
             if token is not None and (request.dry_run or not same):
                 earlier = tx.find_client_token(caller.account_id, token)
                 if earlier is not None:
