@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck unit compat clean
+.PHONY: run test bench lint typecheck unit compat clean system-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,17 +16,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/marketmeter serve --demo --database sqlite:///demo.db
 
-## make test: lint, type-check, then the whole test suite
-test: lint typecheck
+## make test: lint, type-check, then the whole test suite (system packages installed first)
+test: system-packages lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## make bench: the benchmark (about 10 minutes); writes docs/performance.md and its chart
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	@command -v wrk >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then S=""; else S=sudo; fi; \
-	  $$S apt-get update -qq && $$S apt-get install -y -qq wrk; }
+	scripts/install-system-packages wrk
 	$(BIN)/python bench/run.py
+
+## system packages the suite needs (PostgreSQL, Node.js, Go and the Go SDKs), when missing
+system-packages:
+	@scripts/install-system-packages
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

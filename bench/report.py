@@ -76,6 +76,19 @@ def ratios(results: list[Any], rss: list[RssSample]) -> list[Ratio]:
             else:
                 out.append(Ratio(label, value, "", None))
     for operation in ("BatchMeterUsage", "MeterUsage"):
+        one = find(results, f"{operation}, marketmeter, SQLite")
+        two = find(results, f"{operation}, marketmeter, SQLite, two writes")
+        if one and two:
+            value = one.requests_per_s / two.requests_per_s
+            out.append(
+                Ratio(
+                    f"{operation}: one write ÷ uvicorn's two writes (requests/s)",
+                    value,
+                    "≥ 1 (no loss)",
+                    value >= 0.95,  # within this machine's run-to-run noise
+                )
+            )
+    for operation in ("BatchMeterUsage", "MeterUsage"):
         pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
         ceiling2 = find(results, f"{operation}, ceiling, 2 workers")
         if pg and ceiling2:

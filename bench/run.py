@@ -37,6 +37,8 @@ from bench import catalog as bench_catalog  # noqa: E402
 from bench.presign import Credentials, Signer, write_requests  # noqa: E402
 from bench.report import RssSample, ratios, write_chart, write_markdown  # noqa: E402
 
+from marketmeter.server.runner import APP_FACTORY, HTTP_PROTOCOL  # noqa: E402
+
 BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "replay.lua"
 WARM_UP_SECONDS = 3
@@ -288,6 +290,7 @@ class Scenario:
     operation: str  # batch | meter
     store: str | None = None  # sqlite | postgresql (marketmeter only)
     workers: int = 1
+    two_writes: bool = False  # uvicorn's own protocol: a response's head and body apart
 
 
 @dataclass
@@ -311,6 +314,17 @@ class Result:
 
 def server_for(scenario: Scenario, port: int, work: Path, database: str | None) -> Process:
     log = work / f"{scenario.name.replace(' ', '_')}.log"
+    http = "httptools" if scenario.two_writes else HTTP_PROTOCOL
+    if scenario.target == "marketmeter" and scenario.two_writes:
+        # The same application and settings as `marketmeter serve`, on uvicorn's protocol.
+        command = [
+            str(BIN / "uvicorn"),
+            APP_FACTORY,
+            "--factory",
+            *uvicorn_options(port, scenario.workers, http),
+        ]
+        env = {"MARKETMETER_DATABASE_URL": str(database), "MARKETMETER_LOG_LEVEL": "warning"}
+        return Process(command, port, log, env=env)
     if scenario.target == "marketmeter":
         command = [
             str(BIN / "marketmeter"),
@@ -329,21 +343,29 @@ def server_for(scenario: Scenario, port: int, work: Path, database: str | None) 
         command = [
             str(BIN / "uvicorn"),
             "bench.ceiling:app",
-            "--port",
-            str(port),
-            "--workers",
-            str(scenario.workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
+            *uvicorn_options(port, scenario.workers, http),
         ]
         return Process(command, port, log, env={"PYTHONPATH": str(ROOT)})
     command = [str(BIN / "moto_server"), "-p", str(port)]
     return Process(command, port, log)
+
+
+def uvicorn_options(port: int, workers: int, http: str) -> list[str]:
+    """uvicorn's command-line options for a server run as `marketmeter serve` runs it."""
+    return [
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--no-server-header",
+        "--loop",
+        "uvloop",
+        "--http",
+        http,
+    ]
 
 
 def run_wrk(port: int, requests_file: Path, seconds: int, connections: int) -> dict[str, Any]:
@@ -478,6 +500,20 @@ def main() -> None:
         Scenario("BatchMeterUsage, ceiling", "ceiling", "batch"),
         Scenario("MeterUsage, marketmeter, SQLite", "marketmeter", "meter", "sqlite"),
         Scenario("MeterUsage, ceiling", "ceiling", "meter"),
+        Scenario(
+            "BatchMeterUsage, marketmeter, SQLite, two writes",
+            "marketmeter",
+            "batch",
+            "sqlite",
+            two_writes=True,
+        ),
+        Scenario(
+            "MeterUsage, marketmeter, SQLite, two writes",
+            "marketmeter",
+            "meter",
+            "sqlite",
+            two_writes=True,
+        ),
         Scenario(
             "BatchMeterUsage, marketmeter, SQLite, 2 workers", "marketmeter", "batch", "sqlite", 2
         ),

@@ -7,7 +7,6 @@ as one clear line on stderr with exit code 1, never as a traceback.
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.export import EXPORT_FIELDS
 from marketmeter.domain.service import MeteringService
+from marketmeter.server.runner import run as run_server
 from marketmeter.store.base import StoreConflict, StoreUnavailable
 from marketmeter.store.factory import DEFAULT_DATABASE_URL, UnsupportedDatabase
 
@@ -110,8 +110,6 @@ def main() -> None:
 )
 def serve(demo: bool, **options: Any) -> None:
     """Serve the AWS-compatible endpoint (POST /) over HTTP."""
-    import uvicorn
-
     settings = Settings(**options)
     with opened(settings.database_url) as service:  # create and migrate the schema once
         if demo:
@@ -121,24 +119,13 @@ def serve(demo: bool, **options: Any) -> None:
             token = service.issue_registration_token(SAAS_PRODUCT, BUYER_ACCOUNT)
             endpoint = f"http://{settings.host}:{settings.port}"
             click.echo(banner(endpoint, token.token, settings.database_url))
-    os.environ.update(settings.to_environment())
     click.echo(
         f"marketmeter {__version__}: serving http://{settings.host}:{settings.port} "
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
         f"database {settings.database_url})",
         err=True,
     )
-    uvicorn.run(
-        "marketmeter.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        lifespan="on",
-    )
+    run_server(settings)
 
 
 # -- catalog ---------------------------------------------------------------------------
