@@ -4,8 +4,9 @@ cost throughput?
 
 The same server, application and requests, both ways, in alternating rounds (A B B A …)
 so that the machine's drift from minute to minute falls on both alike; the answer is the
-median of the per-round ratios. `make bench` runs the two ways once each; this runs them
-as often as asked:
+median of the per-round ratios, of throughput and of the server's CPU time (user and
+system, from /proc) per request — the steadier of the two on a shared machine. `make bench`
+runs the two ways once each; this runs them as often as asked:
 
     .venv/bin/python bench/one_write.py --rounds 6 --seconds 5
 """
@@ -46,7 +47,7 @@ def main() -> None:
         for name, target, operation, store in PAIRS:
             one = Scenario(name, target, operation, store)
             two = Scenario(f"{name}, two writes", target, operation, store, two_writes=True)
-            throughput, p99 = [], []
+            throughput, cpu = [], []
             for i in range(args.rounds):
                 order = (one, two) if i % 2 == 0 else (two, one)
                 got: dict[bool, Result] = {}
@@ -60,23 +61,27 @@ def main() -> None:
                         work=work,
                     )
                 throughput.append(got[False].requests_per_s / got[True].requests_per_s)
-                p99.append(got[False].p99_ms / got[True].p99_ms)
+                cpu.append(got[False].cpu_us_per_request / got[True].cpu_us_per_request)
                 print(
                     f"· {name}, round {i + 1}: one write {got[False].requests_per_s:,.0f} "
-                    f"requests/s, two writes {got[True].requests_per_s:,.0f}",
+                    f"requests/s, {got[False].cpu_us_per_request:.1f} µs of CPU each; two "
+                    f"writes {got[True].requests_per_s:,.0f}, "
+                    f"{got[True].cpu_us_per_request:.1f} µs",
                     flush=True,
                 )
-            rows.append((name, throughput, p99))
+            rows.append((name, throughput, cpu))
     finally:
         dbs.close()
         shutil.rmtree(work, ignore_errors=True)
-    print("\n| scenario | one write ÷ two writes, requests/s (median; range) | p99 ratio |")
+    print("\n| scenario | one write ÷ two writes: requests/s | CPU per request |")
     print("|---|---:|---:|")
-    for name, throughput, p99 in rows:
-        print(
-            f"| {name} | {statistics.median(throughput):.3f} "
-            f"({min(throughput):.2f}–{max(throughput):.2f}) | {statistics.median(p99):.2f} |"
-        )
+    for name, throughput, cpu in rows:
+        print(f"| {name} | {spread(throughput)} | {spread(cpu)} |")
+
+
+def spread(ratios: list[float]) -> str:
+    """The median of the rounds' ratios, and their range."""
+    return f"{statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f})"
 
 
 if __name__ == "__main__":

@@ -174,6 +174,17 @@ class Process:
                 continue
         return total / 1024
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the process and its workers have used so far."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
@@ -303,6 +314,8 @@ class Result:
     errors: int
     replays: int
     stored: int | None
+    cpu_us_per_request: float = 0.0
+    """The server processes' CPU time (user and system) per request answered."""
 
     def row(self) -> str:
         stored = "—" if self.stored is None else f"{self.stored:,}"
@@ -409,7 +422,9 @@ def measure(
         # Warm up (caches, connections) on requests of an hour the measured run never uses.
         run_wrk(port, files[f"{scenario.operation}-warm"], WARM_UP_SECONDS, connections)
         before = dbs.count(database) if database else 0
+        cpu_before = server.cpu_seconds()
         stats = run_wrk(port, files[scenario.operation], seconds, connections)
+        cpu = server.cpu_seconds() - cpu_before
     finally:
         server.stop()
     duration = stats["duration_us"] / 1e6
@@ -428,6 +443,7 @@ def measure(
         errors=errors,
         replays=stats["replays"],
         stored=stored,
+        cpu_us_per_request=cpu / max(stats["requests"], 1) * 1e6,
     )
 
 

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,7 +22,7 @@ import boto3
 import psycopg
 from botocore.config import Config
 
-from tests.factories import KEYS
+from tests.factories import KEYS, SAAS
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
@@ -213,3 +214,45 @@ def verified_claims(
         str(version),
     ).stdout
     return dict(jwt.decode(signature, pem, algorithms=["PS256"]))
+
+
+# -- helpers of the SDK tests ----------------------------------------------------------------
+
+
+def issue_token(server: Server, account: str, product: str = SAAS, *extra: str) -> str:
+    """A registration token, as `marketmeter token issue` prints it."""
+    out = marketmeter(
+        "token",
+        "issue",
+        "--database",
+        server.database_url,
+        "--product",
+        product,
+        "--customer-account",
+        account,
+        *extra,
+    )
+    return out.stdout.splitlines()[-1]
+
+
+def sdk_environment(tmp: Path) -> dict[str, str]:
+    """This process's environment without AWS settings, and no config or credentials file:
+    an SDK sees only what a test gives it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "AWS_CONFIG_FILE": str(tmp / "no-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    return env
+
+
+def millis(at: datetime) -> int:
+    return round(at.timestamp() * 1000)
+
+
+def iso(at: datetime) -> str:
+    """A time as `records export` writes it (and JavaScript's Date.toISOString)."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

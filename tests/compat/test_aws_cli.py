@@ -18,7 +18,6 @@ Two facts about awscli v1 shape these tests:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,7 +30,13 @@ import pytest
 from botocore.session import get_session
 
 from tests.compat.conftest import Fresh, recent
-from tests.compat.server import Server, marketmeter, verified_claims
+from tests.compat.server import (
+    Server,
+    iso,
+    issue_token,
+    sdk_environment,
+    verified_claims,
+)
 from tests.factories import AMI, CONTAINER, SAAS
 
 pytestmark = pytest.mark.compat
@@ -39,11 +44,6 @@ pytestmark = pytest.mark.compat
 AWS = Path(sys.executable).parent / "aws"
 SERVICE = "meteringmarketplace"
 CLI_EXIT_ERROR = 255  # awscli v1: the service (or the CLI itself) refused the command
-
-
-def iso(at: datetime) -> str:
-    """A time as `records export` writes it."""
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def epoch(at: datetime) -> int:
@@ -93,16 +93,9 @@ class Cli:
 
 
 def base_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = sdk_environment(tmp)
     env.update(
-        {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": str(tmp / "no-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-credentials"),
-            "AWS_MAX_ATTEMPTS": "1",
-            "AWS_RETRY_MODE": "standard",
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
+        {"AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}
     )
     return env
 
@@ -145,20 +138,6 @@ def cli(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Cli:
 def stored(server: Server, product: str, record_id: str) -> dict[str, Any]:
     [row] = [r for r in server.records(product) if r["MeteringRecordId"] == record_id]
     return row
-
-
-def issue_token(server: Server, account: str) -> str:
-    out = marketmeter(
-        "token",
-        "issue",
-        "--database",
-        server.database_url,
-        "--product",
-        SAAS,
-        "--customer-account",
-        account,
-    )
-    return out.stdout.splitlines()[-1]
 
 
 # -- BatchMeterUsage -------------------------------------------------------------------

@@ -25,14 +25,21 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.compat.conftest import Fresh, new_database, recent, start_server
-from tests.compat.server import Server, marketmeter, verified_claims
+from tests.compat.server import (
+    Server,
+    iso,
+    issue_token,
+    millis,
+    sdk_environment,
+    verified_claims,
+)
 from tests.factories import AMI, CONTAINER, SAAS
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(600)]
@@ -54,20 +61,12 @@ class GoProgram:
     executable: Path
 
     def run(self, spec: dict[str, Any], tmp: Path, timeout: int = 300) -> dict[str, Any]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(
-            {
-                "AWS_CONFIG_FILE": str(tmp / "no-config"),
-                "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-credentials"),
-                "AWS_EC2_METADATA_DISABLED": "true",
-            }
-        )
         done = subprocess.run(
             [str(self.executable)],
             input=json.dumps(spec),
             capture_output=True,
             text=True,
-            env=env,
+            env=sdk_environment(tmp),
             timeout=timeout,
             check=False,
         )
@@ -123,32 +122,9 @@ def go_v2(tmp_path_factory: pytest.TempPathFactory) -> GoProgram:
     return build("v2", tmp_path_factory.mktemp("go-v2-burst"))
 
 
-def millis(at: datetime) -> int:
-    return round(at.timestamp() * 1000)
-
-
-def iso(at: datetime) -> str:
-    """A time as `records export` writes it."""
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def credentials(server: Server, key: str, secret: str | None = None) -> dict[str, str]:
     key_id, real_secret, _ = server.keys[key]
     return {"id": key_id, "secret": secret or real_secret}
-
-
-def issue_token(server: Server, account: str) -> str:
-    out = marketmeter(
-        "token",
-        "issue",
-        "--database",
-        server.database_url,
-        "--product",
-        SAAS,
-        "--customer-account",
-        account,
-    )
-    return out.stdout.splitlines()[-1]
 
 
 # -- every operation ------------------------------------------------------------------------

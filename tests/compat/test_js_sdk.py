@@ -25,14 +25,21 @@ import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.compat.conftest import Fresh, recent
-from tests.compat.server import Server, marketmeter, verified_claims
+from tests.compat.server import (
+    Server,
+    iso,
+    issue_token,
+    millis,
+    sdk_environment,
+    verified_claims,
+)
 from tests.factories import AMI, CONTAINER, SAAS
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(600)]  # a first `npm ci` may be slow
@@ -117,21 +124,13 @@ def js_sdk() -> Node:
 
 
 def run_script(node: Node, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        {
-            "AWS_CONFIG_FILE": str(tmp / "no-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-    )
     done = subprocess.run(
         [node.executable, str(SCRIPT)],
         input=json.dumps(spec),
         capture_output=True,
         text=True,
         cwd=JS_DIR,
-        env=env,
+        env=sdk_environment(tmp),
         timeout=120,
         check=False,
     )
@@ -141,15 +140,6 @@ def run_script(node: Node, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
     )
     out: dict[str, Any] = json.loads(done.stdout)
     return out
-
-
-def millis(at: datetime) -> int:
-    return round(at.timestamp() * 1000)
-
-
-def iso(at: datetime) -> str:
-    """A time as `records export` writes it, and as JavaScript's Date.toISOString does."""
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -177,16 +167,7 @@ def scenario(js_sdk: Node, server: Server, tmp_path_factory: pytest.TempPathFact
     batch_customers = [fresh.customer(), fresh.customer()]
     resolved = fresh.customer()
     meter_key, register_key = fresh.buyer_key(), fresh.buyer_key()
-    token = marketmeter(
-        "token",
-        "issue",
-        "--database",
-        server.database_url,
-        "--product",
-        SAAS,
-        "--customer-account",
-        resolved[0],
-    ).stdout.splitlines()[-1]
+    token = issue_token(server, resolved[0])
     nonce = f"js-{uuid.uuid4()}"
     client_token = str(uuid.uuid4())
 

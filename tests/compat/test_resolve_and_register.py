@@ -7,31 +7,16 @@ import time
 import pytest
 
 from tests.compat.conftest import Fresh
-from tests.compat.server import Server, expect_error, marketmeter, verified_claims
+from tests.compat.server import Server, expect_error, issue_token, verified_claims
 from tests.factories import AMI, BUYER, BUYER_CONCURRENT_LICENSE_B, CONTAINER, SAAS, SAAS_CONCURRENT
 
 pytestmark = pytest.mark.compat
 
 
-def issue(server: Server, account: str, product: str = SAAS, *extra: str) -> str:
-    out = marketmeter(
-        "token",
-        "issue",
-        "--database",
-        server.database_url,
-        "--product",
-        product,
-        "--customer-account",
-        account,
-        *extra,
-    )
-    return out.stdout.splitlines()[-1]
-
-
 class TestResolveCustomer:
     def test_resolves_a_token_to_the_subscription(self, server: Server, fresh: Fresh) -> None:
         account, identifier = fresh.customer()
-        out = server.client().resolve_customer(RegistrationToken=issue(server, account))
+        out = server.client().resolve_customer(RegistrationToken=issue_token(server, account))
         assert out["CustomerIdentifier"] == identifier
         assert out["CustomerAWSAccountId"] == account
         assert out["ProductCode"] == SAAS
@@ -39,7 +24,7 @@ class TestResolveCustomer:
         assert out["Metadata"]["AgreementId"].startswith("agmt-")
 
     def test_resolving_twice_gives_the_same_answer(self, server: Server, fresh: Fresh) -> None:
-        token = issue(server, fresh.customer()[0])
+        token = issue_token(server, fresh.customer()[0])
         first = server.client().resolve_customer(RegistrationToken=token)
         again = server.client().resolve_customer(RegistrationToken=token)
         first.pop("ResponseMetadata")
@@ -50,7 +35,7 @@ class TestResolveCustomer:
         self, server: Server
     ) -> None:
         out = server.client().resolve_customer(
-            RegistrationToken=issue(server, BUYER, SAAS_CONCURRENT)
+            RegistrationToken=issue_token(server, BUYER, SAAS_CONCURRENT)
         )
         assert "CustomerIdentifier" not in out
         assert out["LicenseArn"] == BUYER_CONCURRENT_LICENSE_B
@@ -66,7 +51,7 @@ class TestResolveCustomer:
         )
 
     def test_another_sellers_token_is_invalid(self, server: Server, fresh: Fresh) -> None:
-        token = issue(server, fresh.customer()[0])
+        token = issue_token(server, fresh.customer()[0])
         expect_error(
             server,
             "InvalidTokenException",
@@ -76,7 +61,7 @@ class TestResolveCustomer:
         )
 
     def test_an_expired_token(self, server: Server, fresh: Fresh) -> None:
-        token = issue(server, fresh.customer()[0], SAAS, "--expires-in", "1")
+        token = issue_token(server, fresh.customer()[0], SAAS, "--expires-in", "1")
         time.sleep(1.1)
         response = expect_error(
             server,

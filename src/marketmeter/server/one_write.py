@@ -17,13 +17,11 @@ gathered. Nothing here depends on the application.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 Message = Any
-Send = Callable[[Message], Coroutine[Any, Any, None]]
 
 
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
@@ -33,36 +31,35 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         previous = self.cycle
         super().on_headers_complete()
         if self.cycle is not previous:
-            # The request's task is created but has not run yet: it finds this `send`.
-            self.cycle.send = _one_write_send(self.cycle)  # type: ignore[method-assign, assignment]
+            # uvicorn makes the cycle by its own class's name; the request's task is
+            # created but has not run yet, so it finds the one-write `send`. (A subclass,
+            # not a closure kept on the cycle: that would make each cycle a reference
+            # cycle, left for the garbage collector.)
+            self.cycle.__class__ = _OneWriteCycle
 
 
-def _one_write_send(cycle: RequestResponseCycle) -> Send:
-    """`cycle.send` that holds the start message and writes it with the first body."""
-    write_through = cycle.send  # uvicorn's own, bound to the cycle
-    held: Message | None = None
+class _OneWriteCycle(RequestResponseCycle):
+    _held: Message | None = None
+    """The start message, until the first body message comes."""
 
-    async def send(message: Message) -> None:
-        nonlocal held
-        kind = message["type"]
-        if kind == "http.response.start" and not cycle.response_started:
-            held = message  # a later start (uvicorn's own 500) replaces an unsent one
+    async def send(self, message: Message) -> None:
+        held = self._held
+        if message["type"] == "http.response.start" and not self.response_started:
+            self._held = message  # a later start (uvicorn's own 500) replaces an unsent one
             return
-        if held is None or kind != "http.response.body":
-            await write_through(message)
+        if held is None or message["type"] != "http.response.body":
+            await super().send(message)
             return
-        start, held = held, None
-        transport = cycle.transport
+        self._held = None
+        transport = self.transport
         gathered = _GatheringTransport(transport)
-        cycle.transport = gathered  # type: ignore[assignment]
+        self.transport = gathered  # type: ignore[assignment]
         try:
-            await write_through(start)
-            await write_through(message)
+            await super().send(held)
+            await super().send(message)
         finally:
-            cycle.transport = transport
+            self.transport = transport
             gathered.flush()
-
-    return send
 
 
 class _GatheringTransport:
