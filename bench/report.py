@@ -88,6 +88,20 @@ def ratios(results: list[Any], rss: list[RssSample]) -> list[Ratio]:
                     value >= 0.95,  # within this machine's run-to-run noise
                 )
             )
+    for operation in ("BatchMeterUsage", "BatchMeterUsage scattered", "MeterUsage"):
+        pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
+        lite = find(results, f"{operation}, marketmeter, SQLite, 2 workers")
+        if pg and lite:
+            value = pg.records_per_s / lite.records_per_s
+            target = 0.5 if "scattered" in operation else 0.7
+            out.append(
+                Ratio(
+                    f"{operation}: PostgreSQL ÷ SQLite (records/s, 2 workers)",
+                    value,
+                    f"≥ {target}",
+                    value >= target,
+                )
+            )
     for operation in ("BatchMeterUsage", "MeterUsage"):
         pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
         ceiling2 = find(results, f"{operation}, ceiling, 2 workers")

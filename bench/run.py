@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -80,6 +81,42 @@ def batch_requests(signer: Signer, count: int, hours: range = range(1, 23)) -> I
             sent += 1
             if sent == count:
                 return
+
+
+def scattered_requests(
+    signer: Signer, count: int, hours: range = range(1, 23), seed: int = 7
+) -> Iterator[bytes]:
+    """`count` BatchMeterUsage requests of 25 different customers each, spread over all
+    of them in a random order, every record with a timestamp of its own in its hour and a
+    slot of its own: what a service shared by many sellers, or a seller sending usage as it
+    comes, sends. By CustomerAWSAccountId, the 2026 API's way to name a customer."""
+    rng = random.Random(seed)
+    top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    seller = Credentials(*bench_catalog.SELLER_KEY)
+    n = bench_catalog.CUSTOMERS
+    sent = 0
+    for h in hours:
+        start = (top - timedelta(hours=h)).timestamp()
+        for dimension in bench_catalog.SAAS_DIMENSIONS:  # each customer once per round
+            order = rng.sample(range(n), n)
+            for first in range(0, n - 24, 25):
+                records = [
+                    {
+                        "Timestamp": round(start + rng.uniform(0, 3599), 3),
+                        "CustomerAWSAccountId": bench_catalog.customer_account(c),
+                        "Dimension": dimension,
+                        "Quantity": c % 97 + 1,
+                    }
+                    for c in order[first : first + 25]
+                ]
+                yield signer.request(
+                    seller,
+                    "BatchMeterUsage",
+                    {"ProductCode": bench_catalog.SAAS, "UsageRecords": records},
+                )
+                sent += 1
+                if sent == count:
+                    return
 
 
 def meter_requests(signer: Signer, count: int, hours: range = range(1, 5)) -> Iterator[bytes]:
@@ -358,7 +395,8 @@ def server_for(scenario: Scenario, port: int, work: Path, database: str | None) 
             "bench.ceiling:app",
             *uvicorn_options(port, scenario.workers, http),
         ]
-        return Process(command, port, log, env={"PYTHONPATH": str(ROOT)})
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        return Process(command, port, log, env={"PYTHONPATH": path})
     command = [str(BIN / "moto_server"), "-p", str(port)]
     return Process(command, port, log)
 
@@ -428,7 +466,7 @@ def measure(
     finally:
         server.stop()
     duration = stats["duration_us"] / 1e6
-    per_request = 25 if scenario.operation == "batch" else 1
+    per_request = 1 if scenario.operation == "meter" else 25
     # Socket errors are not counted: moto's server closes the connection after each reply.
     errors = stats["status_errors"] + stats["timeouts"]
     stored = dbs.count(database) - before if database else None
@@ -548,6 +586,20 @@ def main() -> None:
             "postgresql",
             2,
         ),
+        Scenario(
+            "BatchMeterUsage scattered, marketmeter, SQLite, 2 workers",
+            "marketmeter",
+            "scattered",
+            "sqlite",
+            2,
+        ),
+        Scenario(
+            "BatchMeterUsage scattered, marketmeter, PostgreSQL, 2 workers",
+            "marketmeter",
+            "scattered",
+            "postgresql",
+            2,
+        ),
         Scenario("BatchMeterUsage, ceiling, 2 workers", "ceiling", "batch", workers=2),
         Scenario("MeterUsage, ceiling, 2 workers", "ceiling", "meter", workers=2),
     ]
@@ -629,9 +681,11 @@ class RequestFiles:
         self.signed_at: datetime | None = None
         self.paths = {
             "batch": work / "batch.requests",
+            "scattered": work / "scattered.requests",
             "meter": work / "meter.requests",
             # Warm-up sets: the same customers and instances in an hour the runs never use.
             "batch-warm": work / "batch-warm.requests",
+            "scattered-warm": work / "scattered-warm.requests",
             "meter-warm": work / "meter-warm.requests",
         }
 
@@ -646,9 +700,16 @@ class RequestFiles:
             n_meter = write_requests(
                 self.paths["meter"], meter_requests(signer, self.counts["meter"])
             )
+            write_requests(
+                self.paths["scattered"], scattered_requests(signer, self.counts["batch"])
+            )
             warm_batches = bench_catalog.CUSTOMERS * len(bench_catalog.SAAS_DIMENSIONS) // 25
             write_requests(
                 self.paths["batch-warm"], batch_requests(signer, warm_batches, range(23, 24))
+            )
+            write_requests(
+                self.paths["scattered-warm"],
+                scattered_requests(signer, warm_batches, range(23, 24), seed=8),
             )
             warm_meters = bench_catalog.BUYER_KEYS * len(bench_catalog.AMI_DIMENSIONS)
             write_requests(
@@ -656,7 +717,8 @@ class RequestFiles:
             )
             self.signed_at = now
             print(
-                f"· signed {n_batch:,} BatchMeterUsage and {n_meter:,} MeterUsage requests "
+                f"· signed {n_batch:,} BatchMeterUsage (twice: in order, scattered) and "
+                f"{n_meter:,} MeterUsage requests "
                 f"in {time.monotonic() - started:.1f} s",
                 flush=True,
             )

@@ -79,7 +79,8 @@ class TemporaryPostgres:
         if action == "start":
             options = (
                 f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c full_page_writes=off -c max_connections=300"
+                "-c full_page_writes=off -c max_connections=300 "
+                "-c shared_preload_libraries=pg_stat_statements"
             )
             self._run(
                 "pg_ctl",

@@ -6,10 +6,10 @@ import gc
 
 from marketmeter.clock import Clock, SystemClock
 from marketmeter.config import Settings
+from marketmeter.domain.ports import Store
 from marketmeter.domain.service import MeteringService
 from marketmeter.protocol.endpoint import MeteringEndpoint
 from marketmeter.store import open_store
-from marketmeter.store.base import Store
 from marketmeter.store.cache import CachedStore
 
 

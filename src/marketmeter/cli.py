@@ -24,12 +24,13 @@ from marketmeter.config import Settings
 from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.export import EXPORT_FIELDS
+from marketmeter.domain.ports import StoreConflict, StoreUnavailable
 from marketmeter.domain.service import MeteringService
 from marketmeter.server.runner import run as run_server
-from marketmeter.store.base import StoreConflict, StoreUnavailable
 from marketmeter.store.factory import DEFAULT_DATABASE_URL, UnsupportedDatabase
 
 F = TypeVar("F", bound=Callable[..., Any])
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, if built
 
 
 def database_option(f: F) -> F:
@@ -142,7 +143,7 @@ def catalog() -> None:
 def catalog_apply(database_url: str, file: Path) -> None:
     """Create or update everything FILE (YAML or JSON) describes. Idempotent."""
     try:
-        document = yaml.safe_load(file.read_text())
+        document = read_document(file)
     except yaml.YAMLError as exc:
         raise click.ClickException(f"{file}: not valid YAML or JSON: {exc}") from None
     with opened(database_url) as service:
@@ -155,6 +156,17 @@ def catalog_apply(database_url: str, file: Path) -> None:
         f"applied {file}: {summary.accounts} accounts, {summary.access_keys} access keys, "
         f"{summary.products} products, {summary.subscriptions} subscriptions"
     )
+
+
+def read_document(file: Path) -> Any:
+    """A catalog file: JSON (parsed at once), else YAML (libyaml's parser where present)."""
+    data = file.read_bytes()
+    if data.lstrip()[:1] in (b"{", b"["):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # YAML's flow style also starts so
+    return yaml.load(data, Loader=SAFE_LOADER)
 
 
 # -- token -----------------------------------------------------------------------------

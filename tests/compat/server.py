@@ -256,3 +256,17 @@ def millis(at: datetime) -> int:
 def iso(at: datetime) -> str:
     """A time as `records export` writes it (and JavaScript's Date.toISOString)."""
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cancel_subscription(server: Server, account: str, product: str = SAAS) -> None:
+    """`marketmeter subscription cancel`, from another process than the server's."""
+    marketmeter(
+        "subscription",
+        "cancel",
+        "--database",
+        server.database_url,
+        "--product",
+        product,
+        "--customer-account",
+        account,
+    )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.compat.conftest import Fresh, recent
-from tests.compat.server import Server, expect_error
+from tests.compat.server import Server, cancel_subscription, expect_error
 from tests.factories import (
     AMI,
     BUYER,
@@ -101,18 +101,7 @@ def test_a_different_quantity_is_a_duplicate_record(server: Server, fresh: Fresh
 
 def test_unknown_and_cancelled_customers_are_not_subscribed(server: Server, fresh: Fresh) -> None:
     cancelled, _ = fresh.customer()
-    from tests.compat.server import marketmeter
-
-    marketmeter(
-        "subscription",
-        "cancel",
-        "--database",
-        server.database_url,
-        "--product",
-        SAAS,
-        "--customer-account",
-        cancelled,
-    )
+    cancel_subscription(server, cancelled)
     at = recent()
     records = [
         {"Timestamp": at, "CustomerIdentifier": "no-such-customer", "Dimension": "users"},

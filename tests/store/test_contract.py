@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from marketmeter.domain.models import Account, ClientTokenEntry, MeteringRecord, SlotKey
+from marketmeter.domain.ports import Store, StoreUnavailable
 from marketmeter.domain.quantities import Quantity
-from marketmeter.store.base import Store, StoreUnavailable
 from marketmeter.store.factory import open_store as open_database
 from marketmeter.store.sqlite import SqliteStore
 from tests.factories import alloc
@@ -168,6 +168,7 @@ def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
         (1, "initial"),
         (2, "catalog_version"),
         (3, "no_export_index"),
+        (4, "catalog_changes"),
     ]
     for s in opened:
         s.close()
@@ -194,12 +195,12 @@ def test_a_locked_sqlite_database_is_unavailable_not_a_crash(tmp_path: Path) -> 
 
 def test_a_failed_commit_leaves_the_sqlite_store_usable(tmp_path: Path) -> None:
     from marketmeter.domain.models import AccessKey
-    from marketmeter.store.base import StoreConflict
+    from marketmeter.domain.ports import StoreConflict
 
     store = SqliteStore(tmp_path / "commit.db")
     with pytest.raises(StoreConflict, match="FOREIGN KEY"), store.transaction() as tx:
         # A deferred foreign key fails at COMMIT, the way a full disk would.
-        tx._write("PRAGMA defer_foreign_keys = ON", ())  # type: ignore[attr-defined]
+        tx._runner().execute("PRAGMA defer_foreign_keys = ON", ())  # type: ignore[attr-defined]
         tx.upsert_access_key(AccessKey("AKIANOACCOUNT0000001", "s", "000000000000"))
     with store.transaction() as tx:
         tx.claim_slot(make_record())

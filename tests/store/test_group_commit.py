@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from marketmeter.domain.errors import DuplicateRequest
-from marketmeter.store.base import StoreUnavailable, Transaction
+from marketmeter.domain.ports import StoreUnavailable, Transaction
 from marketmeter.store.sqlite import SqliteStore
 from tests.store.test_contract import make_record
 

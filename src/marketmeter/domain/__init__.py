@@ -2,5 +2,5 @@
 
 Nothing in this package imports HTTP, SQL or reads the wall clock. The protocol layer, the
 CLI and (later) the admin API all call `MeteringService`; the store is reached only through
-the interface in `marketmeter.store.base`.
+the interface in `marketmeter.domain.ports`.
 """

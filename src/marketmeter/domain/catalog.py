@@ -4,18 +4,17 @@ subscriptions (`subscription cancel`)."""
 
 from __future__ import annotations
 
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime
 
 from msgspec.structs import replace
 
 from marketmeter.clock import Clock
+from marketmeter.domain.catalog_plan import SubscriptionPlan
 from marketmeter.domain.containers import new_signing_key
 from marketmeter.domain.errors import CatalogError, NotFound
-from marketmeter.domain.models import Catalog, CatalogSubscription, Subscription
-from marketmeter.store.base import Store, StoreConflict, Transaction
+from marketmeter.domain.models import Catalog, Subscription
+from marketmeter.domain.ports import Store, StoreConflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,73 +52,22 @@ class CatalogService:
             and self._store.latest_signing_key_version(p.product_code) is None
         }
         with self._store.transaction() as tx:
-            for account in catalog.accounts:
-                tx.upsert_account(account)
-            for key in catalog.access_keys:
-                tx.upsert_access_key(key)
-            for product in catalog.products:
-                if tx.get_account(product.seller_account_id) is None:
+            tx.upsert_accounts(catalog.accounts)
+            tx.upsert_access_keys(catalog.access_keys)
+            in_file = {a.account_id for a in catalog.accounts}
+            for seller in sorted({p.seller_account_id for p in catalog.products} - in_file):
+                if tx.get_account(seller) is None:
+                    product = next(p for p in catalog.products if p.seller_account_id == seller)
                     raise CatalogError(
-                        f"product {product.product_code}: seller account "
-                        f"{product.seller_account_id} is not in the catalog"
+                        f"product {product.product_code}: seller account {seller} is not "
+                        "in the catalog"
                     )
-                tx.upsert_product(product)
-                if product.product_code in first_keys:
-                    tx.add_signing_key(
-                        first_keys[product.product_code]
-                    )  # unless one came meanwhile
-            for entry in catalog.subscriptions:
-                self._apply_subscription(tx, entry, now)
-
-    def _apply_subscription(
-        self, tx: Transaction, entry: CatalogSubscription, now: datetime
-    ) -> None:
-        if tx.get_product(entry.product_code) is None:
-            raise CatalogError(f"subscription to unknown product {entry.product_code}")
-        existing = _existing_subscription(tx, entry)
-        if existing is None:
-            identifier = (
-                entry.customer_identifier
-                or tx.customer_identifier_of(entry.customer_aws_account_id)
-                or _new_customer_identifier()
-            )
-            subscription = Subscription(
-                product_code=entry.product_code,
-                customer_aws_account_id=entry.customer_aws_account_id,
-                customer_identifier=identifier,
-                license_arn=entry.license_arn or _new_license_arn(entry.customer_aws_account_id),
-                agreement_id=entry.agreement_id or _new_agreement_id(),
-                created_at=now,
-            )
-        else:
-            if (
-                existing.product_code != entry.product_code
-                or existing.customer_aws_account_id != entry.customer_aws_account_id
-            ):
-                raise CatalogError(
-                    f"subscription {existing.license_arn} belongs to "
-                    f"{existing.customer_aws_account_id} on {existing.product_code}"
-                )
-            subscription = replace(
-                existing,
-                customer_identifier=entry.customer_identifier or existing.customer_identifier,
-                agreement_id=entry.agreement_id or existing.agreement_id,
-            )
-        for other in tx.find_subscriptions(
-            subscription.product_code, customer_identifier=subscription.customer_identifier
-        ):
-            if other.customer_aws_account_id != subscription.customer_aws_account_id:
-                raise CatalogError(
-                    f"customer identifier {subscription.customer_identifier!r} is account "
-                    f"{other.customer_aws_account_id}'s on {subscription.product_code}: it "
-                    f"cannot also be account {subscription.customer_aws_account_id}'s"
-                )
-        if entry.status == "cancelled":
-            ended = subscription.ends_at is not None and subscription.ends_at <= now
-            subscription = replace(subscription, ends_at=subscription.ends_at if ended else now)
-        else:
-            subscription = replace(subscription, ends_at=None)
-        tx.upsert_subscription(subscription)
+            tx.upsert_products(catalog.products)
+            for key in first_keys.values():
+                tx.add_signing_key(key)  # unless one came meanwhile
+            if catalog.subscriptions:
+                planned = SubscriptionPlan(tx, catalog.subscriptions, now)
+                tx.upsert_subscriptions(planned.changed())
 
     def cancel_subscription(
         self, product_code: str, customer_aws_account_id: str
@@ -144,31 +92,3 @@ class CatalogService:
                     tx.upsert_subscription(current)
                 ended.append(current)
         return ended
-
-
-def _existing_subscription(tx: Transaction, entry: CatalogSubscription) -> Subscription | None:
-    if entry.license_arn is not None:
-        return tx.get_subscription_by_license(entry.license_arn)
-    if entry.agreement_id is not None:
-        return tx.get_subscription_by_agreement(entry.agreement_id)
-    found = tx.find_subscriptions(
-        entry.product_code, customer_aws_account_id=entry.customer_aws_account_id
-    )
-    return found[0] if found else None
-
-
-_ALNUM = string.ascii_letters + string.digits
-
-
-def _new_customer_identifier() -> str:
-    return "".join(secrets.choice(_ALNUM) for _ in range(11))
-
-
-def _new_license_arn(account_id: str) -> str:
-    return f"arn:aws:license-manager::{account_id}:license:l-{secrets.token_hex(16)}"
-
-
-def _new_agreement_id() -> str:
-    return "agmt-" + "".join(
-        secrets.choice(string.ascii_lowercase + string.digits) for _ in range(26)
-    )

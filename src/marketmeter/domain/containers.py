@@ -25,7 +25,7 @@ from marketmeter.domain.errors import (
     PlatformNotSupported,
 )
 from marketmeter.domain.models import Caller, RegisterUsageOutcome, SigningKey
-from marketmeter.store.base import Store
+from marketmeter.domain.ports import Store
 
 SUPPORTED_PLATFORMS = frozenset({"ecs", "eks", "fargate"})
 MAX_KEY_VERSION = 2**31 - 1

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from marketmeter.domain.errors import CustomerNotEntitled, InvalidProductCode
 from marketmeter.domain.models import Caller, Product, Subscription
-from marketmeter.store.base import Reader
+from marketmeter.domain.ports import Reader
 
 
 def existing_product(reader: Reader, product_code: str) -> Product:

@@ -47,13 +47,13 @@ from marketmeter.domain.models import (
     UsageRecord,
     allocation_identity,
 )
+from marketmeter.domain.ports import Store, Transaction
 from marketmeter.domain.timewindow import (
     check_batch_window,
     check_meter_usage_window,
     floor_to_hour,
 )
 from marketmeter.instants import to_ms
-from marketmeter.store.base import Store, Transaction
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -104,14 +104,8 @@ class Metering:
                         "BatchMeterUsage does not accept CustomerIdentifier for it. Send "
                         "CustomerAWSAccountId with LicenseArn instead."
                     )
-        # A batch usually holds a few customers, each with several records: one lookup each.
-        by_customer: dict[tuple[str | None, str | None, str | None], Subscription | None] = {}
-        subscriptions = []
-        for r in records:
-            who = (r.license_arn, r.customer_identifier, r.customer_aws_account_id)
-            if who not in by_customer:
-                by_customer[who] = self._subscription_for(product, r, licenses, now)
-            subscriptions.append(by_customer[who])
+        # The customers' subscriptions, all in one lookup (a cache answers most from memory).
+        subscriptions = self._subscriptions_for(product, records, licenses, now)
         hours = {ts: floor_to_hour(ts) for ts in {r.timestamp for r in records}}
 
         results = [RecordResult("CustomerNotSubscribed") for _ in records]
@@ -195,25 +189,40 @@ class Metering:
             )
         return next(iter(products.values())), licenses
 
-    def _subscription_for(
+    def _subscriptions_for(
         self,
         product: Product,
-        record: UsageRecord,
+        records: list[UsageRecord],
         licenses: dict[str, Subscription],
         now: datetime,
-    ) -> Subscription | None:
-        if record.license_arn is not None:
-            found = licenses[record.license_arn]
-            return found if found.is_active(now) else None
-        if record.customer_identifier is not None:
-            candidates = self._store.find_subscriptions(
-                product.product_code, customer_identifier=record.customer_identifier
-            )
-        else:
-            candidates = self._store.find_subscriptions(
-                product.product_code, customer_aws_account_id=record.customer_aws_account_id
-            )
-        return next((s for s in candidates if s.is_active(now)), None)
+    ) -> list[Subscription | None]:
+        """Each record's active subscription (None: not subscribed), in record order."""
+        accounts: set[str] = set()
+        identifiers: set[str] = set()
+        for r in records:
+            if r.license_arn is None:
+                if r.customer_identifier is not None:
+                    identifiers.add(r.customer_identifier)
+                elif r.customer_aws_account_id is not None:
+                    accounts.add(r.customer_aws_account_id)
+        found = self._store.subscriptions_of_customers(
+            product.product_code, accounts=accounts, identifiers=identifiers
+        )
+
+        def active(candidates: tuple[Subscription, ...]) -> Subscription | None:
+            return next((s for s in candidates if s.is_active(now)), None)
+
+        by_account = {a: active(c) for a, c in found.by_account.items()}
+        by_identifier = {i: active(c) for i, c in found.by_identifier.items()}
+        out: list[Subscription | None] = []
+        for r in records:
+            if r.license_arn is not None:
+                out.append(active((licenses[r.license_arn],)))
+            elif r.customer_identifier is not None:
+                out.append(by_identifier[r.customer_identifier])
+            else:
+                out.append(by_account.get(r.customer_aws_account_id or ""))
+        return out
 
     # -- MeterUsage --------------------------------------------------------------------
 

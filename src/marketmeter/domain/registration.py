@@ -15,7 +15,7 @@ from marketmeter.domain.errors import (
     NotFound,
 )
 from marketmeter.domain.models import Caller, RegistrationToken, ResolvedCustomer
-from marketmeter.store.base import Store
+from marketmeter.domain.ports import Store
 
 DEFAULT_TOKEN_TTL = timedelta(hours=4)
 _TOKEN_BYTES = 132  # 176 base64 characters, like the tokens AWS posts to fulfillment URLs

@@ -30,8 +30,8 @@ from marketmeter.domain.models import (
     Subscription,
     UsageRecord,
 )
+from marketmeter.domain.ports import Store
 from marketmeter.domain.registration import DEFAULT_TOKEN_TTL, Registration
-from marketmeter.store.base import Store
 
 # The operations DisabledApiException can refuse (the model lists it for these three).
 _SWITCHED_BY_REGION = frozenset({"BatchMeterUsage", "ResolveCustomer", "RegisterUsage"})

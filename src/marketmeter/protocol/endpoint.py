@@ -21,6 +21,7 @@ import orjson
 
 from marketmeter import __version__
 from marketmeter.domain.errors import MeteringError
+from marketmeter.domain.ports import StoreConflict, StoreUnavailable
 from marketmeter.domain.service import MeteringService
 from marketmeter.protocol.authentication import Authenticator
 from marketmeter.protocol.errors import (
@@ -36,7 +37,6 @@ from marketmeter.protocol.operations import WireOperation, compile_operations
 from marketmeter.protocol.service_model import signing_name, target_prefix
 from marketmeter.protocol.sigv4 import SignedRequest, SigV4Verifier
 from marketmeter.protocol.validation import RequestNotReadable
-from marketmeter.store.base import StoreConflict, StoreUnavailable
 
 log = logging.getLogger("marketmeter.endpoint")
 

@@ -5,7 +5,7 @@ This package holds the only SQL in marketmeter. Exactly-once is enforced here by
 keys (`INSERT … ON CONFLICT DO NOTHING`), never by a read-then-write in Python.
 """
 
-from marketmeter.store.base import Reader, Store, StoreConflict, StoreUnavailable, Transaction
+from marketmeter.domain.ports import Reader, Store, StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.factory import open_store
 
 __all__ = ["Reader", "Store", "StoreConflict", "StoreUnavailable", "Transaction", "open_store"]

@@ -1,19 +1,29 @@
-"""A catalog cache in front of a store.
+"""A catalog cache in front of a store: a server process's reads of the catalog.
 
-Every request reads the catalog — the caller's access key, the product, the customer's
-subscription — and the catalog changes rarely (a catalog file applied, a subscription
-cancelled, a key rotated). `CachedStore` answers those reads from memory and checks the
-store's catalog version, at most once per `max_staleness` (1 ms by default), dropping
-everything when it changed — also when another process (the CLI, another server) changed
-it. Answers that found nothing are cached too. Metering records, client tokens and
+Every request reads the catalog — the caller's access key, the product, the customers'
+subscriptions — and the catalog changes far more rarely than it is read. `CachedStore`
+answers those reads from memory. It never asks the database whether it is still right:
+the store's `CatalogWatch` tells it of every committed change, by any process (LISTEN on
+PostgreSQL, shared memory on SQLite, a look at the version once a second as a safety net),
+and the cache drops exactly what changed — a subscription, a key, a product — or
+everything, when the change is unknown or large (a catalog file). The process that made a
+change sees it at once; every other process within a second.
+
+Subscriptions are kept per product:
+- a product with at most `warm_limit` subscriptions is loaded whole on first use (one
+  query), after which a customer it does not hold has none — no query at all;
+- otherwise the customers of a request are looked up together, only those not held yet,
+  in one query (`subscriptions_of_customers`).
+A load that a change overtakes is not kept. Memory is bounded by `max_entries` (rows
+held); past it the cache starts again. Answers that found nothing are kept too (except
+unknown access keys: anyone can send those). Metering records, ClientTokens and
 registration tokens are never cached, and nothing inside a transaction is.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
 
@@ -27,52 +37,275 @@ from marketmeter.domain.models import (
     SigningKey,
     Subscription,
 )
-from marketmeter.store.base import Store, Transaction
+from marketmeter.domain.ports import (
+    CatalogChange,
+    CatalogWatch,
+    CustomerSubscriptions,
+    Store,
+    Transaction,
+)
 
 T = TypeVar("T")
 _MISSING = object()
+_NONE: tuple[Subscription, ...] = ()
+
+WARM_LIMIT = 50_000
+"""Products with at most this many subscriptions are loaded whole on first use (about
+20 MB per process at the limit)."""
+MAX_ENTRIES = 250_000
+"""Catalog rows one process keeps, at most."""
+
+
+class _ProductSubscriptions:
+    """One product's subscriptions held, by customer account and by identifier."""
+
+    __slots__ = ("by_account", "by_identifier", "complete", "generation", "loading", "stale")
+
+    def __init__(self) -> None:
+        self.by_account: dict[str, tuple[Subscription, ...]] = {}
+        self.by_identifier: dict[str, tuple[Subscription, ...]] = {}
+        self.complete = False
+        """Loaded whole: a customer held in neither map has no subscription — unless
+        `stale` names it (changed since)."""
+        self.loading = False
+        self.stale: set[tuple[str, str]] = set()
+        """("a", account) and ("i", identifier) changed since the whole load."""
+        self.generation = 0
+        """Bumped by every change to the product's subscriptions: a load that started
+        before one is not kept."""
+
+    def held(self, kind: str, key: str) -> tuple[Subscription, ...] | None:
+        found = (self.by_account if kind == "a" else self.by_identifier).get(key)
+        if found is not None:
+            return found
+        if self.complete and (kind, key) not in self.stale:
+            return _NONE
+        return None
 
 
 class CachedStore:
     def __init__(
-        self, store: Store, max_staleness: float = 0.001, max_entries: int = 200_000
+        self,
+        store: Store,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        warm_limit: int = WARM_LIMIT,
     ) -> None:
         self.inner = store
-        self._max_entries = max_entries
         self.run_inline: bool = getattr(store, "run_inline", False)
-        self._max_staleness = max_staleness
+        self._max_entries = max_entries
+        self._warm_limit = warm_limit
+        self._watch: CatalogWatch = store.watch_catalog()
+        self._lock = threading.RLock()
         self._entries: dict[tuple[Any, ...], Any] = {}
-        self._version: int | None = None
-        self._checked_at = float("-inf")
-        self._lock = threading.Lock()
+        self._products: dict[str, _ProductSubscriptions] = {}
+        self._warm_tried: set[str] = set()
+        self._held = 0  # subscription tuples held in `_products`
+        self._generation = 0  # bumped by every change applied: loads before it are not kept
 
-    # -- the cache -------------------------------------------------------------------------
+    # -- keeping up with changes -----------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Apply the changes committed since the last read. Usually one memory read."""
+        if self._watch.changed():
+            with self._lock:
+                self._apply(self._watch.take())
+
+    def _apply(self, changes: list[CatalogChange] | None) -> None:
+        if changes is None:
+            self._drop_all()
+            return
+        if not changes:
+            return
+        self._generation += 1
+        for change in changes:
+            if change.kind == "account":
+                self._entries.pop(("account", change.id), None)
+            elif change.kind == "access_key":
+                self._entries.pop(("key", change.id), None)
+            elif change.kind == "product":
+                self._forget_product(change.id)
+            elif change.kind == "subscription":
+                self._forget_subscription(change)
+
+    def _drop_all(self) -> None:
+        self._generation += 1
+        self._entries = {}
+        self._products = {}
+        self._warm_tried = set()
+        self._held = 0
+
+    def _forget_product(self, product_code: str) -> None:
+        for key in [k for k in self._entries if len(k) > 1 and k[1] == product_code]:
+            if key[0] in ("product", "latest_key", "signing_key"):
+                del self._entries[key]
+
+    def _forget_subscription(self, change: CatalogChange) -> None:
+        """Drop every place the subscription may be held, as it is now and as it was."""
+        versions = [change]
+        old = self._entries.pop(("license", change.license_arn), None)
+        if isinstance(old, Subscription):
+            versions.append(CatalogChange.of_subscription(old))
+        products = self._products.get(change.product_code)
+        if products is not None:
+            for held in products.by_account.get(change.customer_aws_account_id, _NONE):
+                if held.license_arn == change.license_arn:
+                    versions.append(CatalogChange.of_subscription(held))
+            products.generation += 1
+        for version in versions:
+            self._entries.pop(("agreement", version.agreement_id), None)
+            if products is None or version.product_code != change.product_code:
+                continue
+            for kind, key in (
+                ("a", version.customer_aws_account_id),
+                ("i", version.customer_identifier),
+            ):
+                held_map = products.by_account if kind == "a" else products.by_identifier
+                dropped = held_map.pop(key, None)
+                if dropped is not None:
+                    self._held -= 1
+                if products.complete or products.loading:
+                    products.stale.add((kind, key))
+
+    # -- generic entries ---------------------------------------------------------------------
 
     def _cached(
         self, key: tuple[Any, ...], load: Callable[[], T], *, remember_absence: bool = True
     ) -> T:
-        now = time.monotonic()
-        if now - self._checked_at > self._max_staleness:
-            version = self.inner.catalog_version()
-            with self._lock:
-                if version != self._version:
-                    self._entries = {}
-                    self._version = version
-                self._checked_at = now
-        entries = self._entries
-        cached = entries.get(key, _MISSING)
+        self._sync()
+        cached = self._entries.get(key, _MISSING)
         if cached is not _MISSING:
             return cast(T, cached)
+        generation = self._generation
         found = load()
         if found is None and not remember_absence:
             return found
-        if len(entries) >= self._max_entries:
-            with self._lock:  # bounded; and never a stale row into a newer dict
-                if entries is self._entries:
-                    self._entries = {}
-            return found
-        entries[key] = found
+        with self._lock:
+            if self._generation == generation:
+                if len(self._entries) >= self._max_entries:
+                    self._drop_all()
+                self._entries[key] = found
         return found
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def subscriptions_of_customers(
+        self,
+        product_code: str,
+        *,
+        accounts: Collection[str] = (),
+        identifiers: Collection[str] = (),
+    ) -> CustomerSubscriptions:
+        self._sync()
+        products = self._products.get(product_code)
+        if products is None and product_code not in self._warm_tried:
+            products = self._warm(product_code)
+        by_account: dict[str, tuple[Subscription, ...]] = {}
+        by_identifier: dict[str, tuple[Subscription, ...]] = {}
+        missing_accounts: list[str] = []
+        missing_identifiers: list[str] = []
+        for kind, keys, found, missing in (
+            ("a", accounts, by_account, missing_accounts),
+            ("i", identifiers, by_identifier, missing_identifiers),
+        ):
+            for key in keys:
+                held = None if products is None else products.held(kind, key)
+                if held is None:
+                    missing.append(key)
+                else:
+                    found[key] = held
+        if missing_accounts or missing_identifiers:
+            loaded = self._load_customers(product_code, missing_accounts, missing_identifiers)
+            by_account.update(loaded.by_account)
+            by_identifier.update(loaded.by_identifier)
+        return CustomerSubscriptions(by_account, by_identifier)
+
+    def _load_customers(
+        self, product_code: str, accounts: list[str], identifiers: list[str]
+    ) -> CustomerSubscriptions:
+        with self._lock:
+            products = self._products.get(product_code)
+            if products is None:
+                products = self._products[product_code] = _ProductSubscriptions()
+            generation = products.generation
+        loaded = self.inner.subscriptions_of_customers(
+            product_code, accounts=accounts, identifiers=identifiers
+        )
+        with self._lock:
+            if self._products.get(product_code) is products and products.generation == generation:
+                for kind, found, held_map in (
+                    ("a", loaded.by_account, products.by_account),
+                    ("i", loaded.by_identifier, products.by_identifier),
+                ):
+                    for key, subscriptions in found.items():
+                        if key not in held_map:
+                            self._held += 1
+                        held_map[key] = subscriptions
+                        products.stale.discard((kind, key))
+                if self._held > self._max_entries:
+                    self._drop_all()
+        return loaded
+
+    def _warm(self, product_code: str) -> _ProductSubscriptions | None:
+        """Load the whole product, once, if it is small enough."""
+        with self._lock:
+            if product_code in self._warm_tried:
+                return self._products.get(product_code)
+            self._warm_tried.add(product_code)
+            epoch = self._products
+        count = self.inner.count_subscriptions(product_code)
+        if count > self._warm_limit or self._held + 2 * count > self._max_entries:
+            return self._products.get(product_code)
+        with self._lock:
+            if self._products is not epoch:
+                return None
+            products = self._products.get(product_code)
+            if products is None:
+                products = self._products[product_code] = _ProductSubscriptions()
+            products.loading = True
+        every = self.inner.product_subscriptions(product_code)
+        by_account: dict[str, list[Subscription]] = {}
+        by_identifier: dict[str, list[Subscription]] = {}
+        for s in every:
+            by_account.setdefault(s.customer_aws_account_id, []).append(s)
+            by_identifier.setdefault(s.customer_identifier, []).append(s)
+        with self._lock:
+            if self._products is not epoch or self._products.get(product_code) is not products:
+                return self._products.get(product_code)
+            for kind, grouped, held_map in (
+                ("a", by_account, products.by_account),
+                ("i", by_identifier, products.by_identifier),
+            ):
+                for key, subscriptions in grouped.items():
+                    if (kind, key) not in products.stale and key not in held_map:
+                        held_map[key] = tuple(subscriptions)
+                        self._held += 1
+            products.loading = False
+            products.complete = True
+        return products
+
+    def find_subscriptions(
+        self,
+        product_code: str,
+        *,
+        customer_aws_account_id: str | None = None,
+        customer_identifier: str | None = None,
+    ) -> list[Subscription]:
+        if customer_aws_account_id is not None and customer_identifier is None:
+            found = self.subscriptions_of_customers(
+                product_code, accounts=(customer_aws_account_id,)
+            )
+            return list(found.by_account[customer_aws_account_id])
+        if customer_identifier is not None and customer_aws_account_id is None:
+            found = self.subscriptions_of_customers(
+                product_code, identifiers=(customer_identifier,)
+            )
+            return list(found.by_identifier[customer_identifier])
+        return self.inner.find_subscriptions(
+            product_code,
+            customer_aws_account_id=customer_aws_account_id,
+            customer_identifier=customer_identifier,
+        )
 
     # -- cached catalog reads --------------------------------------------------------------
 
@@ -93,6 +326,10 @@ class CachedStore:
     def get_product(self, product_code: str) -> Product | None:
         return self._cached(("product", product_code), lambda: self.inner.get_product(product_code))
 
+    def get_products(self, product_codes: Collection[str]) -> dict[str, Product]:
+        found = {code: self.get_product(code) for code in product_codes}
+        return {code: product for code, product in found.items() if product is not None}
+
     def get_subscription_by_license(self, license_arn: str) -> Subscription | None:
         return self._cached(
             ("license", license_arn), lambda: self.inner.get_subscription_by_license(license_arn)
@@ -103,26 +340,6 @@ class CachedStore:
             ("agreement", agreement_id),
             lambda: self.inner.get_subscription_by_agreement(agreement_id),
         )
-
-    def find_subscriptions(
-        self,
-        product_code: str,
-        *,
-        customer_aws_account_id: str | None = None,
-        customer_identifier: str | None = None,
-    ) -> list[Subscription]:
-        found = self._cached(
-            ("subscriptions", product_code, customer_aws_account_id, customer_identifier),
-            lambda: self.inner.find_subscriptions(
-                product_code,
-                customer_aws_account_id=customer_aws_account_id,
-                customer_identifier=customer_identifier,
-            ),
-        )
-        return list(found)
-
-    def customer_identifier_of(self, customer_aws_account_id: str) -> str | None:
-        return self.inner.customer_identifier_of(customer_aws_account_id)
 
     def get_signing_key(self, product_code: str, version: int) -> SigningKey | None:
         return self._cached(
@@ -137,6 +354,30 @@ class CachedStore:
         )
 
     # -- never cached ----------------------------------------------------------------------
+
+    def count_subscriptions(self, product_code: str) -> int:
+        return self.inner.count_subscriptions(product_code)
+
+    def product_subscriptions(self, product_code: str) -> list[Subscription]:
+        return self.inner.product_subscriptions(product_code)
+
+    def related_subscriptions(
+        self,
+        *,
+        accounts: Collection[str] = (),
+        identifiers: Collection[str] = (),
+        license_arns: Collection[str] = (),
+        agreement_ids: Collection[str] = (),
+    ) -> list[Subscription]:
+        return self.inner.related_subscriptions(
+            accounts=accounts,
+            identifiers=identifiers,
+            license_arns=license_arns,
+            agreement_ids=agreement_ids,
+        )
+
+    def customer_identifier_of(self, customer_aws_account_id: str) -> str | None:
+        return self.inner.customer_identifier_of(customer_aws_account_id)
 
     def get_registration_token(self, token: str) -> RegistrationToken | None:
         return self.inner.get_registration_token(token)
@@ -153,8 +394,12 @@ class CachedStore:
     def count_records(self, product_code: str | None = None) -> int:
         return self.inner.count_records(product_code)
 
+    def watch_catalog(self) -> CatalogWatch:
+        return self.inner.watch_catalog()
+
     async def run(self, unit: Callable[[Transaction], T]) -> T:
         return await self.inner.run(unit)
 
     def close(self) -> None:
+        self._watch.close()
         self.inner.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
-from marketmeter.store.base import Store
+from marketmeter.domain.ports import Store
 
 DEFAULT_DATABASE_URL = "sqlite:///marketmeter.db"
 

@@ -10,7 +10,9 @@ Migrations take an advisory lock, so processes starting together apply each one 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -20,7 +22,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.store.base import StoreConflict, StoreUnavailable, Transaction
+from marketmeter.domain.ports import StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.sql import (
     SqlReader,
     SqlTransaction,
@@ -28,6 +30,10 @@ from marketmeter.store.sql import (
     record_from_row,
     records_query,
 )
+from marketmeter.store.sql.changes import CHANNEL, SAFETY_INTERVAL, LogWatch, current_version
+from marketmeter.store.sql.runner import Dialect
+
+log = logging.getLogger("marketmeter.store")
 
 T = TypeVar("T")
 MIGRATION_LOCK = 0x6D6D6574  # "mmet": the advisory lock migrations hold
@@ -40,6 +46,8 @@ def to_pg(sql: str) -> str:
 
 
 class PostgresRunner:
+    dialect: Dialect = "postgresql"
+
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
@@ -58,6 +66,8 @@ class PostgresRunner:
 
 class _PooledRunner:
     """Reads outside a transaction: each on a connection borrowed from the pool."""
+
+    dialect: Dialect = "postgresql"
 
     def __init__(self, pool: ConnectionPool[Any], timeout: float) -> None:
         self._pool = pool
@@ -96,6 +106,7 @@ class PostgresStore(SqlReader):
             self._pool.open(wait=True, timeout=pool_timeout)
             self._migrate()
         self._reads = _PooledRunner(self._pool, pool_timeout)
+        self._watches: weakref.WeakSet[_PostgresWatch] = weakref.WeakSet()
 
     def _runner(self) -> _PooledRunner:
         return self._reads
@@ -103,16 +114,23 @@ class PostgresStore(SqlReader):
     def _migrate(self) -> None:
         with self._pool.connection(self._timeout) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            migrate(PostgresRunner(conn), "postgresql")
+            migrate(PostgresRunner(conn))
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        with (
-            translate_errors(),
-            self._pool.connection(self._timeout) as conn,
-            conn.transaction(),
-        ):
-            yield SqlTransaction(PostgresRunner(conn))
+        with translate_errors(), self._pool.connection(self._timeout) as conn:
+            with conn.transaction():
+                tx = SqlTransaction(PostgresRunner(conn))
+                yield tx
+                version = tx.publish_changes()
+            if version is not None:  # committed: this process's caches know at once
+                for watch in list(self._watches):
+                    watch.announce(version)
+
+    def watch_catalog(self) -> _PostgresWatch:
+        watch = _PostgresWatch(self.conninfo, self._runner)
+        self._watches.add(watch)
+        return watch
 
     def iter_records(self, product_code: str | None = None) -> Iterator[MeteringRecord]:
         sql, params = records_query(product_code)
@@ -138,7 +156,74 @@ class PostgresStore(SqlReader):
     def close(self) -> None:
         if not self._closed.is_set():
             self._closed.set()
+            for watch in list(self._watches):
+                watch.close()
             self._pool.close()
+
+
+class _PostgresWatch(LogWatch):
+    """Hears of new versions by `LISTEN`, on a connection of its own in a thread of its
+    own; checks the version itself once a second (the safety net); after any break of that
+    connection, and when it first listens, assumes everything changed."""
+
+    LISTENER = "marketmeter-catalog-listener"  # its application_name, in pg_stat_activity
+    _POLL = 0.25  # seconds between looks at the stop flag
+
+    def __init__(self, conninfo: str, reads: Callable[[], _PooledRunner]) -> None:
+        self._conninfo = conninfo
+        self._stop = threading.Event()
+        first: psycopg.Connection[Any] | None = None
+        try:  # listening before the version is read: nothing falls between the two
+            first = self._connect()
+        except psycopg.Error as exc:
+            log.warning("catalog listener: %s; reconnecting", str(exc).strip())
+        super().__init__(reads)
+        if first is None:
+            self.lose()
+        self._thread = threading.Thread(
+            target=self._listen, args=(first,), name=self.LISTENER, daemon=True
+        )
+        self._thread.start()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self._conninfo, autocommit=True, application_name=self.LISTENER)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def _listen(self, conn: psycopg.Connection[Any] | None) -> None:
+        backoff = 0.1
+        warned = False
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    conn = self._connect()
+                    self.lose()  # what came while nobody listened is unknown
+                    backoff, warned = 0.1, False
+                with conn:
+                    self._serve(conn)
+            except psycopg.Error as exc:
+                self.lose()
+                if not warned:
+                    log.warning("catalog listener: %s; reconnecting", str(exc).strip())
+                    warned = True
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            conn = None
+
+    def _serve(self, conn: psycopg.Connection[Any]) -> None:
+        since_check = 0.0
+        while not self._stop.is_set():
+            for notice in conn.notifies(timeout=self._POLL):
+                if notice.payload.isdigit():
+                    self.announce(int(notice.payload))
+            since_check += self._POLL
+            if since_check >= SAFETY_INTERVAL:
+                since_check = 0.0
+                self.announce(current_version(PostgresRunner(conn)))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2 * self._POLL + 1)
 
 
 @contextmanager

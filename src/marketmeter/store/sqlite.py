@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import mmap
 import os
 import sqlite3
+import struct
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.store.base import StoreConflict, StoreUnavailable, Transaction
+from marketmeter.domain.ports import CatalogChange, StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.sql import (
     SqlReader,
     SqlTransaction,
@@ -37,11 +40,15 @@ from marketmeter.store.sql import (
     record_from_row,
     records_query,
 )
+from marketmeter.store.sql.changes import SAFETY_INTERVAL, LogWatch, current_version, publish
+from marketmeter.store.sql.runner import Dialect
 
 T = TypeVar("T")
 
 
 class SqliteRunner:
+    dialect: Dialect = "sqlite"
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
@@ -82,8 +89,13 @@ class SqliteStore(SqlReader):
             except OSError as exc:
                 raise StoreUnavailable(f"SQLite: cannot open {lock_path}: {exc.strerror}") from exc
             self._close_lock = weakref.finalize(self, os.close, self._lock_fd)
-            self._writer = self._connect()
-            self._migrate()
+            self._announced = _SharedVersion(self._lock_fd)
+            self._watches: weakref.WeakSet[_SqliteWatch] = weakref.WeakSet()
+            # Processes opening the database together take turns: switching a new file to
+            # WAL is refused ("locked") rather than waited for while another connects.
+            with self._exclusive():
+                self._writer = self._connect()
+                self._migrate()
 
     # -- connections -------------------------------------------------------------------
 
@@ -112,14 +124,10 @@ class SqliteStore(SqlReader):
         return runner
 
     def _migrate(self) -> None:
-        with self._exclusive():
-            self._migrate_locked()
-
-    def _migrate_locked(self) -> None:
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
-            migrate(SqliteRunner(conn), "sqlite")
+            migrate(SqliteRunner(conn))
             conn.execute("COMMIT")
         finally:
             _end_transaction(conn)
@@ -129,7 +137,23 @@ class SqliteStore(SqlReader):
             for conn in self._all_connections:
                 conn.close()
             self._all_connections.clear()
+        self._announced.close()
         self._close_lock()
+
+    # -- catalog changes ---------------------------------------------------------------
+
+    def watch_catalog(self) -> _SqliteWatch:
+        watch = _SqliteWatch(self._runner, self._announced)
+        self._watches.add(watch)
+        return watch
+
+    def _announce(self, version: int | None) -> None:
+        """After a commit that changed the catalog, still holding the write lock: every
+        process sees the new version in shared memory; this one's watches at once."""
+        if version is not None:
+            self._announced.write(version)
+            for watch in list(self._watches):
+                watch.announce(version)
 
     # -- units of work -----------------------------------------------------------------
 
@@ -144,8 +168,11 @@ class SqliteStore(SqlReader):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield SqlTransaction(SqliteRunner(conn))
+                tx = SqlTransaction(SqliteRunner(conn))
+                yield tx
+                version = tx.publish_changes()
                 conn.execute("COMMIT")
+                self._announce(version)
             finally:
                 _end_transaction(conn)
 
@@ -177,19 +204,24 @@ class SqliteStore(SqlReader):
             with self._exclusive(), translate_errors():
                 conn = self._writer
                 runner = SqliteRunner(conn)
+                changes: list[CatalogChange] = []
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     for unit, future in group:
                         conn.execute("SAVEPOINT unit")
+                        tx = SqlTransaction(runner)
                         try:
-                            answers.append((future, unit(SqlTransaction(runner)), True))
+                            answers.append((future, unit(tx), True))
+                            changes.extend(tx.changes)
                         except Exception as exc:
                             if not conn.in_transaction:  # an I/O error undid the whole group
                                 raise
                             conn.execute("ROLLBACK TO unit")
                             answers.append((future, exc, False))
                         conn.execute("RELEASE unit")
+                    version = publish(runner, changes)
                     conn.execute("COMMIT")
+                    self._announce(version)
                 finally:
                     _end_transaction(conn)
         except BaseException as exc:
@@ -257,6 +289,49 @@ class SqliteStore(SqlReader):
                     yield record_from_row(row)
         finally:
             conn.close()
+
+
+class _SharedVersion:
+    """The newest catalog version any process committed, in 8 bytes of shared memory: the
+    file beside the database that writers lock. Written under that lock; read by every
+    request of every process for the cost of a memory read."""
+
+    def __init__(self, fd: int) -> None:
+        if os.fstat(fd).st_size < 8:
+            os.ftruncate(fd, 8)  # zeros; growing it again later changes nothing
+        self._map = mmap.mmap(fd, 8)
+
+    def read(self) -> int:
+        return int(struct.unpack_from("<q", self._map)[0])
+
+    def write(self, version: int) -> None:
+        if version > self.read():
+            struct.pack_into("<q", self._map, 0, version)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+class _SqliteWatch(LogWatch):
+    """Hears of new versions from the shared memory, and once a second from the database
+    itself (the safety net: a writer killed between its commit and its announcement)."""
+
+    def __init__(self, reads: Callable[[], SqliteRunner], shared: _SharedVersion) -> None:
+        super().__init__(reads)
+        self._shared = shared
+        self._next_check = time.monotonic() + SAFETY_INTERVAL
+
+    def changed(self) -> bool:
+        shared = self._shared.read()
+        self._known = max(self._known, shared)
+        if super().changed():
+            return True
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + SAFETY_INTERVAL
+        self.announce(current_version(self._reads()))
+        return super().changed()
 
 
 def _answer(answers: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:

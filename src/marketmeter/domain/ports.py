@@ -1,0 +1,230 @@
+"""The store interface the domain is written against (its ports).
+
+`Reader` answers questions; `Transaction` adds writes, all committed together or not at
+all; `Store` hands out transactions and reads outside them, and watches the catalog for
+changes (`CatalogWatch`). Implementations: `marketmeter.store.sqlite.SqliteStore` and
+`marketmeter.store.postgres.PostgresStore`, both on the shared SQL of `store.sql`; a server
+wraps either in `store.cache.CachedStore`. Imports nothing of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Literal, Protocol, TypeVar
+
+import msgspec
+
+from marketmeter.domain.models import (
+    AccessKey,
+    Account,
+    ClientTokenEntry,
+    MeteringRecord,
+    Product,
+    RegistrationToken,
+    SigningKey,
+    Subscription,
+)
+
+T = TypeVar("T")
+
+SubscriptionsByCustomer = Mapping[str, tuple[Subscription, ...]]
+
+
+class CustomerSubscriptions(msgspec.Struct, frozen=True, gc=False):
+    """A product's subscriptions of some customers: every account and identifier asked for
+    is a key (an empty tuple when it has none); each tuple oldest first."""
+
+    by_account: SubscriptionsByCustomer
+    by_identifier: SubscriptionsByCustomer
+
+
+class CatalogChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What a committed transaction changed in the catalog, for the caches of every process.
+
+    `kind` "all" means anything may have changed; "account", "access_key" and "product"
+    name the changed row by `id` (a product's signing keys count as the product); a
+    "subscription" change carries the subscription's identity as it is now.
+    """
+
+    kind: Literal["all", "account", "access_key", "product", "subscription"]
+    id: str = ""
+    product_code: str = ""
+    customer_aws_account_id: str = ""
+    customer_identifier: str = ""
+    license_arn: str = ""
+    agreement_id: str = ""
+
+    @classmethod
+    def of_subscription(cls, s: Subscription) -> CatalogChange:
+        return cls(
+            "subscription",
+            "",
+            s.product_code,
+            s.customer_aws_account_id,
+            s.customer_identifier,
+            s.license_arn,
+            s.agreement_id,
+        )
+
+
+class CatalogWatch(Protocol):
+    """Catalog changes committed by any process, in commit order, for one cache."""
+
+    def changed(self) -> bool:
+        """Whether changes may be waiting: cheap, never a database round trip."""
+        ...
+
+    def take(self) -> list[CatalogChange] | None:
+        """The changes committed since the last `take`, oldest first; None when they
+        cannot be known (a lost connection, a log pruned meanwhile): assume everything
+        changed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached or could not complete the work (retryable)."""
+
+
+class StoreConflict(Exception):
+    """Data the database refuses: a uniqueness or reference rule of the schema broken, or a
+    value it cannot hold (a caller's mistake, not a fault)."""
+
+
+class Reader(Protocol):
+    def catalog_version(self) -> int:
+        """A number that changes whenever anything of the catalog changes."""
+        ...
+
+    def get_access_key(self, access_key_id: str) -> AccessKey | None: ...
+
+    def get_account(self, account_id: str) -> Account | None: ...
+
+    def get_product(self, product_code: str) -> Product | None: ...
+
+    def get_subscription_by_license(self, license_arn: str) -> Subscription | None: ...
+
+    def get_subscription_by_agreement(self, agreement_id: str) -> Subscription | None: ...
+
+    def find_subscriptions(
+        self,
+        product_code: str,
+        *,
+        customer_aws_account_id: str | None = None,
+        customer_identifier: str | None = None,
+    ) -> list[Subscription]:
+        """The product's subscriptions of one customer, oldest first."""
+        ...
+
+    def subscriptions_of_customers(
+        self,
+        product_code: str,
+        *,
+        accounts: Collection[str] = (),
+        identifiers: Collection[str] = (),
+    ) -> CustomerSubscriptions:
+        """`find_subscriptions` for many customers at once, in one read."""
+        ...
+
+    def count_subscriptions(self, product_code: str) -> int: ...
+
+    def product_subscriptions(self, product_code: str) -> list[Subscription]:
+        """Every subscription of the product, oldest first."""
+        ...
+
+    def related_subscriptions(
+        self,
+        *,
+        accounts: Collection[str] = (),
+        identifiers: Collection[str] = (),
+        license_arns: Collection[str] = (),
+        agreement_ids: Collection[str] = (),
+    ) -> list[Subscription]:
+        """Every subscription (to any product) of one of the accounts, or with one of the
+        customer identifiers, licenses or agreements, oldest first: what a catalog file's
+        subscriptions may meet, in one read."""
+        ...
+
+    def get_products(self, product_codes: Collection[str]) -> dict[str, Product]: ...
+
+    def customer_identifier_of(self, customer_aws_account_id: str) -> str | None:
+        """The CustomerIdentifier already given to this buyer account, if any."""
+        ...
+
+    def get_registration_token(self, token: str) -> RegistrationToken | None: ...
+
+    def get_signing_key(self, product_code: str, version: int) -> SigningKey | None: ...
+
+    def latest_signing_key_version(self, product_code: str) -> int | None: ...
+
+    def find_client_token(self, account_id: str, client_token: str) -> ClientTokenEntry | None: ...
+
+
+class Transaction(Reader, Protocol):
+    def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
+        """Store `record` unless its slot is taken; return the slot's occupant.
+
+        The occupant is `record` itself when it was stored, or the record stored earlier.
+        """
+        ...
+
+    def claim_slots(self, records: list[MeteringRecord]) -> list[MeteringRecord]:
+        """`claim_slot` for many records at once, in list order; the occupants, in order."""
+        ...
+
+    def claim_client_token(self, entry: ClientTokenEntry) -> ClientTokenEntry:
+        """Store `entry` unless the (account, token) pair is taken; return the occupant."""
+        ...
+
+    def upsert_accounts(self, accounts: Sequence[Account]) -> None: ...
+
+    def upsert_access_keys(self, keys: Sequence[AccessKey]) -> None: ...
+
+    def upsert_products(self, products: Sequence[Product]) -> None: ...
+
+    def upsert_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """Insert or replace each subscription by its `license_arn`, in a few statements
+        however many there are (a later one of the same license wins)."""
+        ...
+
+    def upsert_account(self, account: Account) -> None: ...
+
+    def upsert_access_key(self, key: AccessKey) -> None: ...
+
+    def upsert_product(self, product: Product) -> None: ...
+
+    def upsert_subscription(self, subscription: Subscription) -> None:
+        """Insert or replace the subscription with this `license_arn`."""
+        ...
+
+    def add_signing_key(self, key: SigningKey) -> bool:
+        """Store the key unless its version exists; True when stored."""
+        ...
+
+    def insert_registration_token(self, token: RegistrationToken) -> None: ...
+
+
+class Store(Reader, Protocol):
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A unit of work: committed when the block ends, rolled back if it raises."""
+        ...
+
+    def iter_records(self, product_code: str | None = None) -> Iterator[MeteringRecord]:
+        """Every stored metering record (of one product), in the order stored."""
+        ...
+
+    def count_records(self, product_code: str | None = None) -> int: ...
+
+    def watch_catalog(self) -> CatalogWatch:
+        """Start watching the catalog's changes (a cache's), from now on."""
+        ...
+
+    async def run(self, unit: Callable[[Transaction], T]) -> T:
+        """Run `unit` in a transaction and return its result once that is committed; raise
+        what it raised, with its writes undone. A store may run several units in one
+        transaction (group commit)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,49 @@
+"""The SQL both stores share, by noun: `catalog` (and registration tokens), `metering`
+(records and ClientTokens), `changes` (how catalog changes reach every process),
+`migrate`. Queries are written once with `?` placeholders; a dialect's `Runner` executes
+them. Both SQLite and PostgreSQL understand `INSERT … ON CONFLICT`, which is how every
+claim is made: the unique key decides, never a read-then-write in Python.
+"""
+
+from __future__ import annotations
+
+from marketmeter.domain.ports import CatalogChange
+from marketmeter.store.sql.catalog import CatalogReads, CatalogWrites
+from marketmeter.store.sql.changes import publish
+from marketmeter.store.sql.metering import (
+    MeteringReads,
+    MeteringWrites,
+    record_from_row,
+    records_query,
+)
+from marketmeter.store.sql.migrate import migrate
+from marketmeter.store.sql.runner import Runner
+
+
+class SqlReader(CatalogReads, MeteringReads):
+    """The `Reader` methods, run by `self._runner()`."""
+
+
+class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites):
+    """Reads and writes on one connection, inside the transaction the store opened."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._run = runner
+        self.changes: list[CatalogChange] = []
+
+    def _runner(self) -> Runner:
+        return self._run
+
+    def publish_changes(self) -> int | None:
+        """Just before the commit: the catalog's new version, or None if unchanged."""
+        return publish(self._run, self.changes)
+
+
+__all__ = [
+    "Runner",
+    "SqlReader",
+    "SqlTransaction",
+    "migrate",
+    "record_from_row",
+    "records_query",
+]

@@ -1,0 +1,180 @@
+"""The metering records and ClientTokens: claimed by unique keys, read back, exported."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from marketmeter.domain.models import ClientTokenEntry, MeteringRecord, SlotKey
+from marketmeter.domain.quantities import Quantity
+from marketmeter.instants import from_ms, to_ms
+from marketmeter.store.codec import allocations_from_json, allocations_to_json
+from marketmeter.store.sql.runner import Runner
+
+RECORD_COLUMNS = (
+    "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
+    "hour, operation, timestamp, quantity_micros, quantity_text, quantity_as_decimal, "
+    "allocations, customer_identifier, license_arn, received_at"
+)
+_SLOT_COLUMNS = "product_code, customer_aws_account_id, resource, license_key, dimension, hour"
+
+
+@lru_cache(maxsize=64)
+def _insert_records_sql(n: int) -> str:
+    row = "(" + ", ".join("?" * 16) + ")"
+    return (
+        f"INSERT INTO metering_records ({RECORD_COLUMNS}) VALUES {', '.join([row] * n)} "
+        f"ON CONFLICT ({_SLOT_COLUMNS}) DO NOTHING RETURNING record_id"
+    )
+
+
+@lru_cache(maxsize=64)
+def _occupants_sql(n: int) -> str:
+    keys = ", ".join(["(?, ?, ?, ?, ?, ?)"] * n)
+    return (
+        f"SELECT {RECORD_COLUMNS} FROM metering_records WHERE ({_SLOT_COLUMNS}) IN (VALUES {keys})"
+    )
+
+
+def _slot_params(slot: SlotKey) -> tuple[str, str, str, str, str, int]:
+    return (
+        slot.product_code,
+        slot.customer_aws_account_id,
+        slot.resource,
+        slot.license_key,
+        slot.dimension,
+        to_ms(slot.hour),
+    )
+
+
+def _records_params(records: list[MeteringRecord]) -> list[Any]:
+    """The insert's parameters, every record's 16 in a row. (This runs for every record of
+    every batch: a batch shares a few distinct instants, converted once each.)"""
+    instants = {i for r in records for i in (r.slot.hour, r.timestamp, r.received_at)}
+    millis = {instant: to_ms(instant) for instant in instants}
+    params: list[Any] = []
+    extend = params.extend
+    for r in records:
+        s = r.slot
+        q = r.quantity
+        allocations = r.allocations
+        extend(
+            (
+                r.record_id,
+                s.product_code,
+                s.customer_aws_account_id,
+                s.resource,
+                s.license_key,
+                s.dimension,
+                millis[s.hour],
+                r.operation,
+                millis[r.timestamp],
+                q.micros,
+                q.text,
+                int(q.as_decimal),
+                None if allocations is None else allocations_to_json(allocations),
+                r.customer_identifier,
+                r.license_arn,
+                millis[r.received_at],
+            )
+        )
+    return params
+
+
+class MeteringReads:
+    """Reads of records and tokens, run by `self._runner()`."""
+
+    def _runner(self) -> Runner:
+        raise NotImplementedError
+
+    def count_records(self, product_code: str | None = None) -> int:
+        sql, params = count_query(product_code)
+        return int(self._runner().fetchone(sql, params)[0])
+
+    def find_client_token(self, account_id: str, client_token: str) -> ClientTokenEntry | None:
+        row = self._runner().fetchone(
+            "SELECT account_id, client_token, fingerprint, record_id, created_at "
+            "FROM client_tokens WHERE account_id = ? AND client_token = ?",
+            (account_id, client_token),
+        )
+        if row is None:
+            return None
+        return ClientTokenEntry(row[0], row[1], row[2], row[3], from_ms(row[4]))
+
+
+class MeteringWrites(MeteringReads):
+    """The claims, inside a transaction."""
+
+    def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
+        return self.claim_slots([record])[0]
+
+    def claim_slots(self, records: list[MeteringRecord]) -> list[MeteringRecord]:
+        """One statement stores every record whose slot is free (in list order, so of two
+        records for one slot the first wins); one more reads the occupants of the rest."""
+        if not records:
+            return []
+        run = self._runner()
+        params = _records_params(records)
+        inserted = {row[0] for row in run.fetchall(_insert_records_sql(len(records)), params)}
+        if len(inserted) == len(records):
+            return list(records)
+        taken = [r for r in records if r.record_id not in inserted]
+        keys: list[Any] = []
+        for record in taken:
+            keys.extend(_slot_params(record.slot))
+        occupants = {
+            _slot_params(found.slot): found
+            for found in map(record_from_row, run.fetchall(_occupants_sql(len(taken)), keys))
+        }
+        return [r if r.record_id in inserted else occupants[_slot_params(r.slot)] for r in records]
+
+    def claim_client_token(self, entry: ClientTokenEntry) -> ClientTokenEntry:
+        changed = self._runner().execute(
+            "INSERT INTO client_tokens (account_id, client_token, fingerprint, record_id, "
+            "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, client_token) DO NOTHING",
+            (
+                entry.account_id,
+                entry.client_token,
+                entry.request_fingerprint,
+                entry.record_id,
+                to_ms(entry.created_at),
+            ),
+        )
+        if changed == 1:
+            return entry
+        found = self.find_client_token(entry.account_id, entry.client_token)
+        assert found is not None
+        return found
+
+
+def record_from_row(row: Any) -> MeteringRecord:
+    quantity = (
+        Quantity.from_decimal_string(row[10]) if row[11] else Quantity.from_integer(int(row[10]))
+    )
+    return MeteringRecord(
+        record_id=row[0],
+        operation=row[7],
+        slot=SlotKey(row[1], row[2], row[3], row[4], row[5], from_ms(row[6])),
+        timestamp=from_ms(row[8]),
+        quantity=quantity,
+        allocations=allocations_from_json(row[12]),
+        customer_identifier=row[13],
+        license_arn=row[14],
+        received_at=from_ms(row[15]),
+    )
+
+
+def records_query(product_code: str | None) -> tuple[str, tuple[Any, ...]]:
+    """Every stored record (of one product), in the order stored."""
+    if product_code is None:
+        return f"SELECT {RECORD_COLUMNS} FROM metering_records ORDER BY seq", ()
+    return (
+        f"SELECT {RECORD_COLUMNS} FROM metering_records WHERE product_code = ? ORDER BY seq",
+        (product_code,),
+    )
+
+
+def count_query(product_code: str | None) -> tuple[str, tuple[Any, ...]]:
+    if product_code is None:
+        return "SELECT COUNT(*) FROM metering_records", ()
+    return "SELECT COUNT(*) FROM metering_records WHERE product_code = ?", (product_code,)

@@ -1,0 +1,33 @@
+"""Applying the dialect's migrations (`store/migrations/<dialect>/NNNN_name.sql`)."""
+
+from __future__ import annotations
+
+from marketmeter.store.migrations import migrations_for
+from marketmeter.store.sql.runner import Runner
+
+
+def migrate(runner: Runner) -> None:
+    """Apply the dialect's migrations not applied yet, in order, inside the caller's
+    transaction (which holds the lock that keeps other processes from doing the same)."""
+    runner.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        (),
+    )
+    applied = {row[0] for row in runner.fetchall("SELECT version FROM schema_migrations", ())}
+    for migration in migrations_for(runner.dialect):
+        if migration.version in applied:
+            continue
+        for statement in statements(migration.sql):
+            runner.execute(statement, ())
+        runner.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+            (migration.version, migration.name),
+        )
+
+
+def statements(sql: str) -> list[str]:
+    """A migration file's statements. Migrations use "--" for comments only, never inside
+    string literals, and ";" only between statements."""
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
