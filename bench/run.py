@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import catalog as bench_catalog  # noqa: E402
 from bench.presign import Credentials, Signer, write_requests  # noqa: E402
-from bench.report import RssSample, ratios, write_chart, write_markdown  # noqa: E402
+from bench.report import Ratio, RssSample, ratios, write_chart, write_markdown  # noqa: E402
 
 from marketmeter.server.runner import APP_FACTORY, HTTP_PROTOCOL  # noqa: E402
 
@@ -296,6 +296,16 @@ class Databases:
         self._pg_admin(f"CREATE DATABASE {name} TEMPLATE bench_template")
         return str(self.pg.url(name))
 
+    def empty(self, store: str) -> str:
+        """A new database with nothing in it (its schema is made on first use)."""
+        self._n += 1
+        if store == "sqlite":
+            return f"sqlite:///{self.work / f'empty{self._n}.db'}"
+        if self.pg is None:
+            self._start_postgres()
+        self._pg_admin(f"CREATE DATABASE bench_empty{self._n}")
+        return str(self.pg.url(f"bench_empty{self._n}"))
+
     def count(self, url: str) -> int:
         if url.startswith("sqlite"):
             conn = sqlite3.connect(url.removeprefix("sqlite:///"))
@@ -399,6 +409,31 @@ def server_for(scenario: Scenario, port: int, work: Path, database: str | None) 
         return Process(command, port, log, env={"PYTHONPATH": path})
     command = [str(BIN / "moto_server"), "-p", str(port)]
     return Process(command, port, log)
+
+
+def catalog_apply_timings(dbs: Databases, stores: list[str], customers: int) -> list[Ratio]:
+    """`marketmeter catalog apply` of a YAML catalog of `customers` subscriptions, into an
+    empty database and then again (nothing changes), timed as a user runs it."""
+    path = dbs.work / "catalog-apply.yaml"
+    path.write_text(yaml.safe_dump(bench_catalog.catalog(customers, 100), sort_keys=False))
+    found = []
+    for store in stores:
+        url = dbs.empty(store)
+        for label in ("into an empty database", "again, unchanged"):
+            started = time.monotonic()
+            marketmeter("catalog", "apply", "--database", url, str(path))
+            took = time.monotonic() - started
+            name = "SQLite" if store == "sqlite" else "PostgreSQL"
+            print(f"· catalog apply of {customers:,} subscriptions, {name}, {label}: {took:.1f} s")
+            found.append(
+                Ratio(
+                    f"catalog apply, {customers:,} subscriptions (YAML), {name}, {label} (s)",
+                    took,
+                    "≤ 20 (≤ 5 in the design)",
+                    took <= 20,
+                )
+            )
+    return found
 
 
 def uvicorn_options(port: int, workers: int, http: str) -> list[str]:
@@ -534,9 +569,18 @@ def main() -> None:
         "--rss-minutes", type=float, default=5.0, help="sustained run for RSS (0: skip)"
     )
     parser.add_argument(
-        "--only", default="", help="run the scenarios whose name contains one of these ('; ')"
+        "--only",
+        default="",
+        help="run the scenarios whose name contains one of these ('; '); 'catalog' times "
+        "catalog apply",
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--catalog-customers",
+        type=int,
+        default=100_000,
+        help="subscriptions of the timed catalog apply (0: skip)",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument(
         "--batch-requests", type=int, default=80_000, help="distinct batches signed"
@@ -633,12 +677,18 @@ def main() -> None:
                 flush=True,
             )
             results.append(result)
+        applied: list[Ratio] = []
+        if args.catalog_customers > 0:
+            stores = ["sqlite"] + (
+                ["postgresql"] if not args.no_postgres and Databases.postgres_installed() else []
+            )
+            applied = catalog_apply_timings(dbs, stores, args.catalog_customers)
         rss: list[RssSample] = []
         dbs.close()  # PostgreSQL is done with: stop it before the sustained run
         if args.rss_minutes > 0:
             print(f"· sustained run for RSS: {args.rss_minutes:g} minutes", flush=True)
             rss = sustained(dbs, files, args.rss_minutes, args.connections, work)
-        found = ratios(results, rss)
+        found = ratios(results, rss) + applied
         print_table(results)
         print()
         print("| measure | value | target | |")

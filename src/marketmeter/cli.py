@@ -21,6 +21,7 @@ import yaml
 from marketmeter import __version__
 from marketmeter.app import create_service
 from marketmeter.config import Settings
+from marketmeter.documents import read_document
 from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.export import EXPORT_FIELDS
@@ -30,7 +31,6 @@ from marketmeter.server.runner import run as run_server
 from marketmeter.store.factory import DEFAULT_DATABASE_URL, UnsupportedDatabase
 
 F = TypeVar("F", bound=Callable[..., Any])
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, if built
 
 
 def database_option(f: F) -> F:
@@ -156,17 +156,6 @@ def catalog_apply(database_url: str, file: Path) -> None:
         f"applied {file}: {summary.accounts} accounts, {summary.access_keys} access keys, "
         f"{summary.products} products, {summary.subscriptions} subscriptions"
     )
-
-
-def read_document(file: Path) -> Any:
-    """A catalog file: JSON (parsed at once), else YAML (libyaml's parser where present)."""
-    data = file.read_bytes()
-    if data.lstrip()[:1] in (b"{", b"["):
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass  # YAML's flow style also starts so
-    return yaml.load(data, Loader=SAFE_LOADER)
 
 
 # -- token -----------------------------------------------------------------------------
