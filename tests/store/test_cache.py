@@ -18,7 +18,7 @@ from marketmeter.domain.service import MeteringService
 from marketmeter.store.cache import CachedStore
 from marketmeter.store.factory import open_store
 from tests.conftest import NOW
-from tests.factories import BUYER, BUYER2, KEYS, SAAS, make_catalog
+from tests.factories import BUYER, BUYER2, CONTAINER, KEYS, SAAS, make_catalog
 from tests.postgres import TemporaryPostgres
 
 VISIBLE_WITHIN = 1.0  # seconds: a change by another process reaches every cache by then
@@ -221,3 +221,12 @@ def test_unknown_access_keys_are_not_remembered(stores: Callable[[], Store]) -> 
     for i in range(100):
         assert cached.get_access_key(f"AKIAUNKNOWN{i:09d}") is None
     assert not any(key[0] == "key" for key in cached._entries)
+
+
+def test_key_versions_asked_for_are_bounded(stores: Callable[[], Store]) -> None:
+    cached = CachedStore(stores())
+    assert cached.get_signing_key(CONTAINER, 1) is not None
+    for version in range(2, 1000):  # versions a caller made up: RegisterUsage takes any
+        assert cached.get_signing_key(CONTAINER, version) is None
+    assert len(cached._entries[("signing_keys", CONTAINER)]) <= 64
+    assert cached.get_signing_key(CONTAINER, 1) is not None

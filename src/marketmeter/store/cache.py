@@ -136,9 +136,8 @@ class CachedStore:
         self._held = 0
 
     def _forget_product(self, product_code: str) -> None:
-        for key in [k for k in self._entries if len(k) > 1 and k[1] == product_code]:
-            if key[0] in ("product", "latest_key", "signing_key"):
-                del self._entries[key]
+        for kind in ("product", "latest_key", "signing_keys"):
+            self._entries.pop((kind, product_code), None)
 
     def _forget_subscription(self, change: CatalogChange) -> None:
         """Drop every place the subscription may be held, as it is now and as it was."""
@@ -342,10 +341,16 @@ class CachedStore:
         )
 
     def get_signing_key(self, product_code: str, version: int) -> SigningKey | None:
-        return self._cached(
-            ("signing_key", product_code, version),
-            lambda: self.inner.get_signing_key(product_code, version),
-        )
+        # A product's keys are held together, so that a change to it drops them together.
+        versions: dict[int, SigningKey | None] = self._cached(("signing_keys", product_code), dict)
+        if version not in versions:
+            generation = self._generation
+            found = self.inner.get_signing_key(product_code, version)
+            with self._lock:  # versions come from callers: absent ones are kept a few only
+                if self._generation == generation and (found or len(versions) < 64):
+                    versions[version] = found
+            return found
+        return versions[version]
 
     def latest_signing_key_version(self, product_code: str) -> int | None:
         return self._cached(
