@@ -38,3 +38,15 @@ class FixedClock:
 
     def advance(self, delta: timedelta) -> None:
         self._at += delta
+
+
+class OffsetClock:
+    """Another clock moved by an offset: the service clock under test controls (`clock set`,
+    `clock advance`), which every process of a server follows."""
+
+    def __init__(self, base: Clock, offset: timedelta = timedelta(0)) -> None:
+        self._base = base
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return self._base.now() + self.offset

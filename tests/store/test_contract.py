@@ -169,6 +169,7 @@ def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
         (2, "catalog_version"),
         (3, "no_export_index"),
         (4, "catalog_changes"),
+        (5, "lifecycle"),
     ]
     for s in opened:
         s.close()

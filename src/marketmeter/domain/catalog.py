@@ -7,13 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from msgspec.structs import replace
-
 from marketmeter.clock import Clock
 from marketmeter.domain.catalog_plan import SubscriptionPlan
 from marketmeter.domain.containers import new_signing_key
-from marketmeter.domain.errors import CatalogError, NotFound
-from marketmeter.domain.models import Catalog, Subscription
+from marketmeter.domain.errors import CatalogError
+from marketmeter.domain.models import Catalog, CatalogEntitlement, Entitlement, Product
 from marketmeter.domain.ports import Store, StoreConflict
 
 
@@ -68,27 +66,25 @@ class CatalogService:
             if catalog.subscriptions:
                 planned = SubscriptionPlan(tx, catalog.subscriptions, now)
                 tx.upsert_subscriptions(planned.changed())
+                for entry, license_arn in zip(catalog.subscriptions, planned.licenses, strict=True):
+                    if entry.entitlements is not None:
+                        product = planned.products[entry.product_code]
+                        tx.put_entitlements(
+                            license_arn,
+                            [_entitlement(product, license_arn, e) for e in entry.entitlements],
+                            replace_all=True,
+                        )
 
-    def cancel_subscription(
-        self, product_code: str, customer_aws_account_id: str
-    ) -> list[Subscription]:
-        """End every active subscription of the buyer to the product, at once."""
-        now = self._clock.now()
-        with self._store.transaction() as tx:
-            if tx.get_product(product_code) is None:
-                raise NotFound(f"no product {product_code}")
-            found = tx.find_subscriptions(
-                product_code, customer_aws_account_id=customer_aws_account_id
-            )
-            if not found:
-                raise NotFound(
-                    f"account {customer_aws_account_id} has no subscription to {product_code}"
-                )
-            ended = []
-            for existing in found:
-                current = existing
-                if existing.is_active(now):
-                    current = replace(existing, ends_at=now)
-                    tx.upsert_subscription(current)
-                ended.append(current)
-        return ended
+
+def _entitlement(product: Product, license_arn: str, entry: CatalogEntitlement) -> Entitlement:
+    if not product.has_contract:
+        raise CatalogError(
+            f"subscription to {product.product_code}: entitlements belong to contract products "
+            "(pricing: contract or contract_with_consumption)"
+        )
+    if entry.dimension not in product.dimensions:
+        raise CatalogError(
+            f"subscription to {product.product_code}: {entry.dimension!r} is not one of its "
+            f"dimensions ({', '.join(product.dimensions)})"
+        )
+    return Entitlement(license_arn, entry.dimension, entry.type, entry.value, entry.expires_at)

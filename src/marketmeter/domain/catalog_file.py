@@ -9,13 +9,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from marketmeter.domain.entitlements import typed_value
 from marketmeter.domain.errors import CatalogError
 from marketmeter.domain.models import (
     OPERATIONS,
+    PRICINGS,
     PRODUCT_TYPES,
     AccessKey,
     Account,
     Catalog,
+    CatalogEntitlement,
     CatalogSubscription,
     Product,
 )
@@ -121,6 +124,7 @@ def _product(item: Any, at: str, errors: list[str]) -> Product:
             "dimensions",
             "fulfillment_url",
             "concurrent_agreements",
+            "pricing",
         },
         errors,
     )
@@ -148,6 +152,10 @@ def _product(item: Any, at: str, errors: list[str]) -> Product:
     if not isinstance(concurrent, bool):
         errors.append(f"{at}.concurrent_agreements: true or false")
         concurrent = False
+    pricing = item.get("pricing", "usage")
+    if pricing not in PRICINGS:
+        errors.append(f"{at}.pricing: one of {', '.join(PRICINGS)}, not {pricing!r}")
+        pricing = "usage"
     return Product(
         product_code=code,
         seller_account_id=seller,
@@ -155,6 +163,7 @@ def _product(item: Any, at: str, errors: list[str]) -> Product:
         dimensions=tuple(dimensions),
         fulfillment_url=_opt_str(item, "fulfillment_url", at, errors),
         concurrent_agreements=concurrent,
+        pricing=pricing,
     )
 
 
@@ -171,6 +180,7 @@ def _subscription(item: Any, at: str, errors: list[str]) -> CatalogSubscription:
             "license_arn",
             "agreement_id",
             "status",
+            "entitlements",
         },
         errors,
     )
@@ -196,7 +206,43 @@ def _subscription(item: Any, at: str, errors: list[str]) -> CatalogSubscription:
         license_arn=license_arn,
         agreement_id=agreement_id,
         status=status,
+        entitlements=_entitlements(item, at, errors),
     )
+
+
+def _entitlements(
+    item: Mapping[str, Any], at: str, errors: list[str]
+) -> tuple[CatalogEntitlement, ...] | None:
+    if "entitlements" not in item:
+        return None
+    found = []
+    for i, entry in enumerate(_list(item, "entitlements", errors, at)):
+        place = f"{at}.entitlements[{i}]"
+        if not _mapping(entry, place, errors):
+            continue
+        _no_unknown(entry, place, {"dimension", "value", "type", "expires_at"}, errors)
+        dimension = _str(entry, "dimension", place, errors)
+        value = entry.get("value")
+        type_ = entry.get("type")
+        if isinstance(value, bool):
+            value, type_ = ("true" if value else "false"), type_ or "boolean"
+        elif isinstance(value, int):
+            value, type_ = str(value), type_ or "integer"
+        elif isinstance(value, float):
+            value, type_ = repr(value), type_ or "decimal"
+        if not isinstance(value, str):
+            errors.append(f"{place}.value: a number, true or false, or text")
+            continue
+        try:
+            kind, text = typed_value(value, type_)
+        except CatalogError as exc:
+            errors.append(f"{place}.value: {exc}")
+            continue
+        found.append(
+            CatalogEntitlement(dimension, kind, text, _opt_time(entry, "expires_at", place, errors))
+        )
+    _unique([e.dimension for e in found], f"{at}.entitlements dimension", errors)
+    return tuple(found)
 
 
 def _account_id(value: Any, at: str, errors: list[str]) -> str:

@@ -55,10 +55,13 @@ class SubscriptionPlan:
         self._by_product_account: dict[tuple[str, str], list[str]] = defaultdict(list)
         self._by_product_identifier: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._oldest_of_account: dict[str, str] = {}
+        self.products = products
+        self.licenses: list[str] = []
+        """Each entry's subscription, by license ARN, in the order of the entries."""
         for s in found:  # oldest first
             self._index(s)
         for entry in entries:
-            self._plan(entry)
+            self.licenses.append(self._plan(entry))
 
     def changed(self) -> list[Subscription]:
         """The subscriptions to write: new or different from what is stored."""
@@ -83,21 +86,21 @@ class SubscriptionPlan:
         licenses = self._by_product_account.get((entry.product_code, entry.customer_aws_account_id))
         return self._now_held[licenses[0]] if licenses else None
 
-    def _plan(self, entry: CatalogSubscription) -> None:
+    def _plan(self, entry: CatalogSubscription) -> str:
         existing = self._existing(entry)
         if existing is None:
             oldest = self._oldest_of_account.get(entry.customer_aws_account_id)
             identifier = (
                 entry.customer_identifier
                 or (None if oldest is None else self._now_held[oldest].customer_identifier)
-                or _new_customer_identifier()
+                or new_customer_identifier()
             )
             subscription = Subscription(
                 product_code=entry.product_code,
                 customer_aws_account_id=entry.customer_aws_account_id,
                 customer_identifier=identifier,
-                license_arn=entry.license_arn or _new_license_arn(entry.customer_aws_account_id),
-                agreement_id=entry.agreement_id or _new_agreement_id(),
+                license_arn=entry.license_arn or new_license_arn(entry.customer_aws_account_id),
+                agreement_id=entry.agreement_id or new_agreement_id(),
                 created_at=self._now,
             )
         else:
@@ -135,15 +138,16 @@ class SubscriptionPlan:
             subscription = replace(subscription, ends_at=None)
         self._now_held[subscription.license_arn] = subscription
         self._index(subscription)
+        return subscription.license_arn
 
 
-def _new_customer_identifier() -> str:
+def new_customer_identifier() -> str:
     return secrets.token_hex(6)[:11]  # 11 characters, as AWS's are
 
 
-def _new_license_arn(account_id: str) -> str:
+def new_license_arn(account_id: str) -> str:
     return f"arn:aws:license-manager::{account_id}:license:l-{secrets.token_hex(16)}"
 
 
-def _new_agreement_id() -> str:
+def new_agreement_id() -> str:
     return "agmt-" + secrets.token_hex(13)  # 26 lowercase letters and digits, as AWS's are

@@ -133,6 +133,10 @@ class DryRunSucceeded(MeteringError):
     default_message = "Request would have succeeded, but DryRun flag is set."
 
 
+class InvalidParameter(MeteringError):
+    """GetEntitlements: a parameter the Entitlement Service refuses."""
+
+
 class CatalogError(MeteringError):
     """A catalog file or administrative command that cannot be applied."""
 

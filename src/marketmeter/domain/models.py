@@ -12,12 +12,17 @@ from marketmeter.domain.quantities import Quantity
 
 ProductType = Literal["saas", "ami", "container"]
 PRODUCT_TYPES: tuple[ProductType, ...] = ("saas", "ami", "container")
-Operation = Literal["MeterUsage", "BatchMeterUsage", "ResolveCustomer", "RegisterUsage"]
+Pricing = Literal["usage", "contract", "contract_with_consumption"]
+PRICINGS: tuple[Pricing, ...] = ("usage", "contract", "contract_with_consumption")
+Operation = Literal[
+    "MeterUsage", "BatchMeterUsage", "ResolveCustomer", "RegisterUsage", "GetEntitlements"
+]
 OPERATIONS: tuple[Operation, ...] = (
     "MeterUsage",
     "BatchMeterUsage",
     "ResolveCustomer",
     "RegisterUsage",
+    "GetEntitlements",
 )
 
 
@@ -49,6 +54,14 @@ class Product(msgspec.Struct, frozen=True, gc=False):
     dimensions: tuple[str, ...]
     fulfillment_url: str | None = None
     concurrent_agreements: bool = False
+    pricing: Pricing = "usage"
+
+    @property
+    def has_contract(self) -> bool:
+        return self.pricing != "usage"
+
+
+SubscriptionState = Literal["active", "unsubscribe-pending", "unsubscribed", "cancelled"]
 
 
 class Subscription(msgspec.Struct, frozen=True, gc=False):
@@ -60,9 +73,38 @@ class Subscription(msgspec.Struct, frozen=True, gc=False):
     created_at: datetime
     ends_at: datetime | None = None
     """When the subscription stopped (or stops) accepting usage; None while active."""
+    unsubscribed_at: datetime | None = None
+    """When the buyer unsubscribed: usage is accepted until `ends_at`, an hour later."""
+    free_trial: bool = False
+    offer_id: str | None = None
 
     def is_active(self, now: datetime) -> bool:
         return self.ends_at is None or now < self.ends_at
+
+    def state(self, now: datetime) -> SubscriptionState:
+        if self.ends_at is None:
+            return "active"
+        if self.unsubscribed_at is None:
+            return "active" if now < self.ends_at else "cancelled"
+        return "unsubscribe-pending" if now < self.ends_at else "unsubscribed"
+
+
+EntitlementType = Literal["integer", "decimal", "boolean", "string"]
+ENTITLEMENT_TYPES: tuple[EntitlementType, ...] = ("integer", "decimal", "boolean", "string")
+
+
+class Entitlement(msgspec.Struct, frozen=True, gc=False):
+    """A contract's value for one dimension of a subscription, until `expires_at`."""
+
+    license_arn: str
+    dimension: str
+    type: EntitlementType
+    value: str
+    """As text: "25", "2.5", "true", "gold"."""
+    expires_at: datetime | None = None
+
+    def is_current(self, now: datetime) -> bool:
+        return self.expires_at is None or now < self.expires_at
 
 
 class RegistrationToken(msgspec.Struct, frozen=True, gc=False):
@@ -216,6 +258,13 @@ class Catalog:
     subscriptions: tuple[CatalogSubscription, ...] = field(default=())
 
 
+class CatalogEntitlement(msgspec.Struct, frozen=True, gc=False):
+    dimension: str
+    type: EntitlementType
+    value: str
+    expires_at: datetime | None = None
+
+
 class CatalogSubscription(msgspec.Struct, frozen=True, gc=False):
     product_code: str
     customer_aws_account_id: str
@@ -223,6 +272,8 @@ class CatalogSubscription(msgspec.Struct, frozen=True, gc=False):
     license_arn: str | None = None
     agreement_id: str | None = None
     status: Literal["active", "cancelled"] = "active"
+    entitlements: tuple[CatalogEntitlement, ...] | None = None
+    """None: the stored ones stay; a list (even empty): exactly these."""
 
 
 def allocation_identity(

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Literal, Protocol, TypeVar
 
 import msgspec
 
+from marketmeter.domain.controls import TestControls
 from marketmeter.domain.models import (
     AccessKey,
     Account,
     ClientTokenEntry,
+    Entitlement,
     MeteringRecord,
     Product,
     RegistrationToken,
     SigningKey,
     Subscription,
 )
+from marketmeter.domain.outbox import Attempt, Delivery
+from marketmeter.domain.targets import EventTarget, Webhook
 
 T = TypeVar("T")
 
@@ -37,6 +42,20 @@ class CustomerSubscriptions(msgspec.Struct, frozen=True, gc=False):
 
     by_account: SubscriptionsByCustomer
     by_identifier: SubscriptionsByCustomer
+
+
+class EntitlementQuery(msgspec.Struct, frozen=True, gc=False):
+    """GetEntitlements' filters: ORed within one, ANDed across; empty means any."""
+
+    product_code: str
+    now: datetime
+    identifiers: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    license_arns: tuple[str, ...] = ()
+    dimensions: tuple[str, ...] = ()
+    after: tuple[str, str] | None = None
+    """(license ARN, dimension) of the last entitlement of the page before."""
+    limit: int = 25
 
 
 class CatalogChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -161,6 +180,37 @@ class Reader(Protocol):
 
     def find_client_token(self, account_id: str, client_token: str) -> ClientTokenEntry | None: ...
 
+    # -- entitlements, notification targets, the outbox, test controls --------------------
+
+    def entitlements_of(self, license_arn: str) -> list[Entitlement]: ...
+
+    def page_entitlements(self, query: EntitlementQuery) -> list[tuple[Subscription, Entitlement]]:
+        """Current entitlements matching the query, ordered by (license ARN, dimension),
+        after `query.after`, at most `query.limit`."""
+        ...
+
+    def list_webhooks(self, product_code: str | None = None) -> list[Webhook]: ...
+
+    def get_webhook(self, webhook_id: str) -> Webhook | None: ...
+
+    def list_event_targets(self, product_code: str | None = None) -> list[EventTarget]:
+        """With a product: the targets of that product and those of every product."""
+        ...
+
+    def list_deliveries(
+        self, product_code: str | None = None, *, failed_only: bool = False, limit: int = 1000
+    ) -> list[Delivery]:
+        """Newest first."""
+        ...
+
+    def attempts_of(self, delivery_ids: Collection[str]) -> dict[str, list[Attempt]]: ...
+
+    def get_sns_key(self) -> tuple[str, str] | None:
+        """(private key PEM, certificate PEM) that sign SNS messages, once made."""
+        ...
+
+    def test_controls(self) -> TestControls: ...
+
 
 class Transaction(Reader, Protocol):
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
@@ -205,6 +255,46 @@ class Transaction(Reader, Protocol):
 
     def insert_registration_token(self, token: RegistrationToken) -> None: ...
 
+    def put_entitlements(
+        self, license_arn: str, entitlements: Sequence[Entitlement], *, replace_all: bool
+    ) -> None:
+        """Set these (by dimension); with `replace_all`, remove every other one too."""
+        ...
+
+    def remove_entitlement(self, license_arn: str, dimension: str) -> bool: ...
+
+    def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None: ...
+
+    def cancel_deliveries(self, cancel_key: str) -> int:
+        """Call off the pending deliveries of this key; how many."""
+        ...
+
+    def add_webhook(self, webhook: Webhook) -> bool:
+        """False when the product's topic already has this URL."""
+        ...
+
+    def confirm_webhook(self, token: str, at: datetime) -> Webhook | None:
+        """Confirm the webhook this token was sent to; it, or None for an unknown token."""
+        ...
+
+    def remove_webhook(self, webhook_id: str) -> bool: ...
+
+    def add_event_target(self, target: EventTarget) -> bool:
+        """False when the URL already receives that product's (or every) event."""
+        ...
+
+    def remove_event_target(self, target_id: str) -> bool: ...
+
+    def put_sns_key(self, private_pem: str, cert_pem: str) -> tuple[str, str]:
+        """Keep this key unless one is kept already; the key kept."""
+        ...
+
+    def update_test_controls(self, controls: TestControls) -> None: ...
+
+    def take_internal_error(self) -> bool:
+        """One of the `internal_errors` still to answer, if any is left (atomically)."""
+        ...
+
 
 class Store(Reader, Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]:
@@ -216,6 +306,22 @@ class Store(Reader, Protocol):
         ...
 
     def count_records(self, product_code: str | None = None) -> int: ...
+
+    def claim_deliveries(self, now: datetime, limit: int, lease: float) -> list[Delivery]:
+        """Pending deliveries due by `now`, oldest first, leased to the caller for `lease`
+        seconds: no other process sends them meanwhile; after it, they are due again."""
+        ...
+
+    def finish_attempt(
+        self,
+        delivery: Delivery,
+        attempt: Attempt,
+        *,
+        delivered: bool,
+        retry_at: datetime | None,
+    ) -> None:
+        """Record an attempt: delivered; or to be tried again at `retry_at`; or failed."""
+        ...
 
     def watch_catalog(self) -> CatalogWatch:
         """Start watching the catalog's changes (a cache's), from now on."""

@@ -4,7 +4,7 @@ caller's permissions, the enabled Regions and the request quotas first."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,7 +15,9 @@ from marketmeter.clock import Clock
 from marketmeter.domain.authorization import RateLimiter, authorize, check_api_enabled
 from marketmeter.domain.catalog import ApplySummary, CatalogService
 from marketmeter.domain.containers import Containers
+from marketmeter.domain.entitlements import Entitlements, EntitlementsPage
 from marketmeter.domain.export import export_row
+from marketmeter.domain.marketplace import Marketplace
 from marketmeter.domain.metering import Metering
 from marketmeter.domain.models import (
     AccessKey,
@@ -56,6 +58,9 @@ class MeteringService:
         self._registration = Registration(store, clock, self.settings.registration_token_ttl)
         self._containers = Containers(store, clock)
         self._catalog = CatalogService(store, clock)
+        self._entitlements = Entitlements(store, clock)
+        self.marketplace = Marketplace(store, clock, self._registration)
+        """The lifecycle, notifications and test controls: what AWS does around the API."""
         self._limiter = RateLimiter() if self.settings.throttling else None
 
     # -- identities --------------------------------------------------------------------
@@ -100,6 +105,18 @@ class MeteringService:
         self._admit(caller, "RegisterUsage")
         return self._containers.register_usage(caller, product_code, public_key_version, nonce)
 
+    def get_entitlements(
+        self,
+        caller: Caller,
+        product_code: str,
+        filters: Mapping[str, Sequence[str]],
+        max_results: int | None,
+        next_token: str | None,
+    ) -> EntitlementsPage:
+        """The Entitlement Service's one operation."""
+        self._admit(caller, "GetEntitlements")
+        return self._entitlements.get(caller, product_code, filters, max_results, next_token)
+
     def admit(self, caller: Caller, operation: str, *, dry_run: bool = False) -> Caller:
         """The checks that come before a request is even read — permission, the Region's
         switch, the quota — as AWS's front end makes them. The returned caller carries the
@@ -128,7 +145,7 @@ class MeteringService:
     def cancel_subscription(
         self, product_code: str, customer_aws_account_id: str
     ) -> list[Subscription]:
-        return self._catalog.cancel_subscription(product_code, customer_aws_account_id)
+        return self.marketplace.cancel(product_code, customer_aws_account_id)
 
     def export_records(self, product_code: str | None = None) -> Iterator[dict[str, Any]]:
         for record in self.store.iter_records(product_code):

@@ -23,17 +23,13 @@ registration tokens are never cached, and nothing inside a transaction is.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
 from marketmeter.domain.models import (
     AccessKey,
     Account,
-    ClientTokenEntry,
-    MeteringRecord,
     Product,
-    RegistrationToken,
     SigningKey,
     Subscription,
 )
@@ -42,8 +38,8 @@ from marketmeter.domain.ports import (
     CatalogWatch,
     CustomerSubscriptions,
     Store,
-    Transaction,
 )
+from marketmeter.store.delegate import DelegatingStore
 
 T = TypeVar("T")
 _MISSING = object()
@@ -83,7 +79,7 @@ class _ProductSubscriptions:
         return None
 
 
-class CachedStore:
+class CachedStore(DelegatingStore):
     def __init__(
         self,
         store: Store,
@@ -91,8 +87,7 @@ class CachedStore:
         max_entries: int = MAX_ENTRIES,
         warm_limit: int = WARM_LIMIT,
     ) -> None:
-        self.inner = store
-        self.run_inline: bool = getattr(store, "run_inline", False)
+        super().__init__(store)
         self._max_entries = max_entries
         self._warm_limit = warm_limit
         self._watch: CatalogWatch = store.watch_catalog()
@@ -308,9 +303,6 @@ class CachedStore:
 
     # -- cached catalog reads --------------------------------------------------------------
 
-    def catalog_version(self) -> int:
-        return self.inner.catalog_version()
-
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
         # Unknown keys are not remembered: they come from requests nobody has authenticated.
         return self._cached(
@@ -357,53 +349,6 @@ class CachedStore:
             ("latest_key", product_code),
             lambda: self.inner.latest_signing_key_version(product_code),
         )
-
-    # -- never cached ----------------------------------------------------------------------
-
-    def count_subscriptions(self, product_code: str) -> int:
-        return self.inner.count_subscriptions(product_code)
-
-    def product_subscriptions(self, product_code: str) -> list[Subscription]:
-        return self.inner.product_subscriptions(product_code)
-
-    def related_subscriptions(
-        self,
-        *,
-        accounts: Collection[str] = (),
-        identifiers: Collection[str] = (),
-        license_arns: Collection[str] = (),
-        agreement_ids: Collection[str] = (),
-    ) -> list[Subscription]:
-        return self.inner.related_subscriptions(
-            accounts=accounts,
-            identifiers=identifiers,
-            license_arns=license_arns,
-            agreement_ids=agreement_ids,
-        )
-
-    def customer_identifier_of(self, customer_aws_account_id: str) -> str | None:
-        return self.inner.customer_identifier_of(customer_aws_account_id)
-
-    def get_registration_token(self, token: str) -> RegistrationToken | None:
-        return self.inner.get_registration_token(token)
-
-    def find_client_token(self, account_id: str, client_token: str) -> ClientTokenEntry | None:
-        return self.inner.find_client_token(account_id, client_token)
-
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        return self.inner.transaction()
-
-    def iter_records(self, product_code: str | None = None) -> Iterator[MeteringRecord]:
-        return self.inner.iter_records(product_code)
-
-    def count_records(self, product_code: str | None = None) -> int:
-        return self.inner.count_records(product_code)
-
-    def watch_catalog(self) -> CatalogWatch:
-        return self.inner.watch_catalog()
-
-    async def run(self, unit: Callable[[Transaction], T]) -> T:
-        return await self.inner.run(unit)
 
     def close(self) -> None:
         self._watch.close()

@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.sql import (
+    OutboxStore,
     SqlReader,
     SqlTransaction,
     migrate,
@@ -86,7 +87,7 @@ class _PooledRunner:
             return int(conn.execute(to_pg(sql), params).rowcount)
 
 
-class PostgresStore(SqlReader):
+class PostgresStore(SqlReader, OutboxStore):
     def __init__(self, conninfo: str, *, pool_size: int = 16, pool_timeout: float = 5.0) -> None:
         self.conninfo = conninfo
         self._timeout = pool_timeout

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import CatalogChange, StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.sql import (
+    OutboxStore,
     SqlReader,
     SqlTransaction,
     migrate,
@@ -65,7 +66,7 @@ class SqliteRunner:
             return self._conn.execute(sql, params).rowcount
 
 
-class SqliteStore(SqlReader):
+class SqliteStore(SqlReader, OutboxStore):
     run_inline = True
     """Calls are short local file operations: the endpoint makes them on its event loop."""
 

@@ -1,8 +1,9 @@
 """The SQL both stores share, by noun: `catalog` (and registration tokens), `metering`
-(records and ClientTokens), `changes` (how catalog changes reach every process),
-`migrate`. Queries are written once with `?` placeholders; a dialect's `Runner` executes
-them. Both SQLite and PostgreSQL understand `INSERT … ON CONFLICT`, which is how every
-claim is made: the unique key decides, never a read-then-write in Python.
+(records and ClientTokens), `entitlements`, `outbox` (notification targets, deliveries,
+test controls), `changes` (how catalog changes reach every process), `migrate`. Queries
+are written once with `?` placeholders; a dialect's `Runner` executes them. Both SQLite
+and PostgreSQL understand `INSERT … ON CONFLICT`, which is how every claim is made: the
+unique key decides, never a read-then-write in Python.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from marketmeter.domain.ports import CatalogChange
 from marketmeter.store.sql.catalog import CatalogReads, CatalogWrites
 from marketmeter.store.sql.changes import publish
+from marketmeter.store.sql.entitlements import EntitlementReads, EntitlementWrites
 from marketmeter.store.sql.metering import (
     MeteringReads,
     MeteringWrites,
@@ -17,14 +19,15 @@ from marketmeter.store.sql.metering import (
     records_query,
 )
 from marketmeter.store.sql.migrate import migrate
+from marketmeter.store.sql.outbox import OutboxReads, OutboxStore, OutboxWrites
 from marketmeter.store.sql.runner import Runner
 
 
-class SqlReader(CatalogReads, MeteringReads):
+class SqlReader(CatalogReads, MeteringReads, EntitlementReads, OutboxReads):
     """The `Reader` methods, run by `self._runner()`."""
 
 
-class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites):
+class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites, EntitlementWrites, OutboxWrites):
     """Reads and writes on one connection, inside the transaction the store opened."""
 
     def __init__(self, runner: Runner) -> None:
@@ -40,6 +43,7 @@ class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites):
 
 
 __all__ = [
+    "OutboxStore",
     "Runner",
     "SqlReader",
     "SqlTransaction",

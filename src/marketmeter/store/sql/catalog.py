@@ -32,12 +32,21 @@ CHUNK = 5_000
 
 _PRODUCT_SELECT = (
     "SELECT product_code, seller_account_id, type, dimensions, fulfillment_url, "
-    "concurrent_agreements FROM products"
+    "concurrent_agreements, pricing FROM products"
 )
-_SUBSCRIPTION_SELECT = (
-    "SELECT product_code, customer_aws_account_id, customer_identifier, license_arn, "
-    "agreement_id, created_at, ends_at FROM subscriptions"
+SUBSCRIPTION_COLUMNS = (
+    "product_code",
+    "customer_aws_account_id",
+    "customer_identifier",
+    "license_arn",
+    "agreement_id",
+    "created_at",
+    "ends_at",
+    "unsubscribed_at",
+    "free_trial",
+    "offer_id",
 )
+_SUBSCRIPTION_SELECT = f"SELECT {', '.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions"
 _OLDEST_FIRST = " ORDER BY created_at, license_arn"
 
 
@@ -87,11 +96,11 @@ class CatalogReads:
 
     def get_subscription_by_license(self, license_arn: str) -> Subscription | None:
         row = self._one(_SUBSCRIPTION_SELECT + " WHERE license_arn = ?", (license_arn,))
-        return None if row is None else _subscription(row)
+        return None if row is None else subscription_from_row(row)
 
     def get_subscription_by_agreement(self, agreement_id: str) -> Subscription | None:
         row = self._one(_SUBSCRIPTION_SELECT + " WHERE agreement_id = ?", (agreement_id,))
-        return None if row is None else _subscription(row)
+        return None if row is None else subscription_from_row(row)
 
     def find_subscriptions(
         self,
@@ -108,7 +117,7 @@ class CatalogReads:
         if customer_identifier is not None:
             sql += " AND customer_identifier = ?"
             params.append(customer_identifier)
-        return [_subscription(row) for row in self._all(sql + _OLDEST_FIRST, params)]
+        return [subscription_from_row(row) for row in self._all(sql + _OLDEST_FIRST, params)]
 
     def subscriptions_of_customers(
         self,
@@ -129,7 +138,7 @@ class CatalogReads:
                 [product_code, account_param, identifier_param],
             )
             for row in rows:
-                s = _subscription(row)
+                s = subscription_from_row(row)
                 if s.customer_aws_account_id in by_account:
                     by_account[s.customer_aws_account_id].append(s)
                 if s.customer_identifier in by_identifier:
@@ -149,7 +158,7 @@ class CatalogReads:
         rows = self._all(
             _SUBSCRIPTION_SELECT + " WHERE product_code = ?" + _OLDEST_FIRST, [product_code]
         )
-        return [_subscription(row) for row in rows]
+        return [subscription_from_row(row) for row in rows]
 
     def related_subscriptions(
         self,
@@ -176,7 +185,7 @@ class CatalogReads:
         rows = self._all(
             f"{_SUBSCRIPTION_SELECT} WHERE {' OR '.join(conditions)}{_OLDEST_FIRST}", params
         )
-        return [_subscription(row) for row in rows]
+        return [subscription_from_row(row) for row in rows]
 
     def customer_identifier_of(self, customer_aws_account_id: str) -> str | None:
         row = self._one(
@@ -262,6 +271,7 @@ class CatalogWrites(CatalogReads):
                     dump_json(list(p.dimensions)),
                     p.fulfillment_url,
                     int(p.concurrent_agreements),
+                    p.pricing,
                 )
                 for p in latest.values()
             ],
@@ -281,6 +291,9 @@ class CatalogWrites(CatalogReads):
                     s.customer_identifier,
                     to_ms(s.created_at),
                     opt_to_ms(s.ends_at),
+                    opt_to_ms(s.unsubscribed_at),
+                    int(s.free_trial),
+                    s.offer_id,
                 )
                 for s in latest.values()
             ],
@@ -365,8 +378,9 @@ _PRODUCTS = _Table(
         "dimensions",
         "fulfillment_url",
         "concurrent_agreements",
+        "pricing",
     ),
-    ("text", "text", "text", "text", "text", "smallint"),
+    ("text", "text", "text", "text", "text", "smallint", "text"),
     "product_code",
 )
 _SUBSCRIPTIONS = _Table(
@@ -379,17 +393,31 @@ _SUBSCRIPTIONS = _Table(
         "customer_identifier",
         "created_at",
         "ends_at",
+        "unsubscribed_at",
+        "free_trial",
+        "offer_id",
     ),
-    ("text", "text", "text", "text", "text", "bigint", "bigint"),
+    ("text", "text", "text", "text", "text", "bigint", "bigint", "bigint", "smallint", "text"),
     "license_arn",
 )
 
 
 def _product(row: Any) -> Product:
-    return Product(row[0], row[1], row[2], tuple(orjson.loads(row[3])), row[4], bool(row[5]))
+    return Product(
+        row[0], row[1], row[2], tuple(orjson.loads(row[3])), row[4], bool(row[5]), row[6]
+    )
 
 
-def _subscription(row: Any) -> Subscription:
+def subscription_from_row(row: Any) -> Subscription:
     return Subscription(
-        row[0], row[1], row[2], row[3], row[4], from_ms(row[5]), opt_from_ms(row[6])
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        from_ms(row[5]),
+        opt_from_ms(row[6]),
+        opt_from_ms(row[7]),
+        bool(row[8]),
+        row[9],
     )

@@ -1,0 +1,71 @@
+"""Test controls: what a seller's tests may make the marketplace do — move its clock, fail
+calls as AWS can fail them. Kept in the database, so every process of a server started
+with `--test-controls` follows them (within a second); a server without that flag never
+reads them. This module holds their model and their checks; `protocol` and `app` apply
+them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import msgspec
+
+from marketmeter.domain.errors import CatalogError
+from marketmeter.domain.models import OPERATIONS
+
+_DURATION_PART = re.compile(r"(\d+)([dhms])")
+_UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+
+
+class Faults(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """How calls fail, until cleared. `operation` None: every operation."""
+
+    operation: str | None = None
+    throttle: bool = False
+    throttle_rate: float = 0.0
+    unprocessed_rate: float = 0.0
+    latency_ms: int = 0
+
+    def applies_to(self, operation: str) -> bool:
+        return self.operation is None or self.operation == operation
+
+
+class TestControls(msgspec.Struct, frozen=True, gc=False):
+    clock_offset: timedelta = timedelta(0)
+    faults: Faults | None = None
+    internal_errors: int = 0
+    """Calls still to be answered InternalServiceErrorException."""
+    served_at: datetime | None = None
+    """When a server obeying the controls last said so (a heartbeat)."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """ "2h", "90m", "1d", "45s", "1h30m"; a leading "-" goes back."""
+    sign = -1 if text.startswith("-") else 1
+    body = text[1:] if sign < 0 else text
+    parts = _DURATION_PART.findall(body)
+    if not body or "".join(n + u for n, u in parts) != body:
+        raise CatalogError(
+            f"not a duration: {text!r} (use a number and d, h, m or s, e.g. 2h, 90m, 1d30m)"
+        )
+    total = sum((int(n) * _UNITS.get(u, timedelta(seconds=1)) for n, u in parts), timedelta(0))
+    return sign * total
+
+
+def checked_faults(
+    operation: str | None,
+    throttle: bool,
+    throttle_rate: float,
+    unprocessed_rate: float,
+    latency_ms: int,
+) -> Faults:
+    if operation is not None and operation not in OPERATIONS:
+        raise CatalogError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
+    for name, rate in (("throttle rate", throttle_rate), ("unprocessed rate", unprocessed_rate)):
+        if not 0.0 <= rate <= 1.0:
+            raise CatalogError(f"the {name} is a fraction from 0 to 1, not {rate}")
+    if latency_ms < 0:
+        raise CatalogError(f"latency is a number of milliseconds, not {latency_ms}")
+    return Faults(operation, throttle, throttle_rate, unprocessed_rate, latency_ms)

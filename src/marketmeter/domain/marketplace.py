@@ -1,0 +1,190 @@
+"""`Marketplace`: what AWS does around the API, for the command line, the admin API and
+the console alike — the buyer's lifecycle, entitlements, where notifications go and what
+was delivered, and the test controls."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from msgspec.structs import replace
+
+from marketmeter.clock import Clock
+from marketmeter.domain.controls import Faults, TestControls
+from marketmeter.domain.errors import CatalogError, NotFound
+from marketmeter.domain.lifecycle import Lifecycle, Subscribed
+from marketmeter.domain.models import Entitlement, Subscription
+from marketmeter.domain.notifications import iso_millis
+from marketmeter.domain.outbox import Attempt, Delivery
+from marketmeter.domain.ports import Store
+from marketmeter.domain.registration import Registration
+from marketmeter.domain.targets import EventTarget, Webhook, new_event_target, new_webhook
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    delivery: Delivery
+    attempts: list[Attempt]
+
+
+class Marketplace:
+    def __init__(self, store: Store, clock: Clock, registration: Registration) -> None:
+        self._store = store
+        self._clock = clock
+        self._lifecycle = Lifecycle(store, clock, registration)
+
+    # -- the buyer's lifecycle ---------------------------------------------------------
+
+    def subscribe(
+        self,
+        product_code: str,
+        customer_aws_account_id: str,
+        *,
+        free_trial: bool = False,
+        offer_id: str | None = None,
+    ) -> Subscribed:
+        return self._lifecycle.subscribe(
+            product_code, customer_aws_account_id, free_trial=free_trial, offer_id=offer_id
+        )
+
+    def unsubscribe(self, product_code: str, customer_aws_account_id: str) -> Subscription:
+        return self._lifecycle.unsubscribe(product_code, customer_aws_account_id)
+
+    def cancel(self, product_code: str, customer_aws_account_id: str) -> list[Subscription]:
+        return self._lifecycle.cancel(product_code, customer_aws_account_id)
+
+    def set_entitlement(
+        self,
+        product_code: str,
+        customer_aws_account_id: str,
+        dimension: str,
+        value: str,
+        *,
+        type_: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Entitlement:
+        return self._lifecycle.set_entitlement(
+            product_code,
+            customer_aws_account_id,
+            dimension,
+            value,
+            type_=type_,
+            expires_at=expires_at,
+        )
+
+    def remove_entitlement(
+        self, product_code: str, customer_aws_account_id: str, dimension: str
+    ) -> None:
+        self._lifecycle.remove_entitlement(product_code, customer_aws_account_id, dimension)
+
+    # -- notification targets ----------------------------------------------------------
+
+    def add_webhook(
+        self, product_code: str, url: str, topic: str = "subscription", signature_version: str = "1"
+    ) -> Webhook:
+        """Subscribe an endpoint to one of the product's SNS topics: pending until it
+        confirms through the SubscribeURL of the SubscriptionConfirmation sent to it."""
+        now = self._clock.now()
+        webhook = new_webhook(product_code, topic, url, signature_version, now)
+        with self._store.transaction() as tx:
+            if tx.get_product(product_code) is None:
+                raise NotFound(f"no product {product_code}")
+            if not tx.add_webhook(webhook):
+                raise CatalogError(f"{url} is subscribed to {webhook.topic_arn} already")
+            tx.insert_deliveries([_confirmation(webhook, now)])
+        return webhook
+
+    def confirm_webhook(self, token: str) -> Webhook | None:
+        with self._store.transaction() as tx:
+            return tx.confirm_webhook(token, self._clock.now())
+
+    def webhooks(self, product_code: str | None = None) -> list[Webhook]:
+        return self._store.list_webhooks(product_code)
+
+    def remove_webhook(self, webhook_id: str) -> None:
+        with self._store.transaction() as tx:
+            if not tx.remove_webhook(webhook_id):
+                raise NotFound(f"no webhook {webhook_id}")
+
+    def add_event_target(
+        self, url: str, product_code: str | None = None, headers: list[str] | None = None
+    ) -> EventTarget:
+        target = new_event_target(url, product_code, headers or [], self._clock.now())
+        with self._store.transaction() as tx:
+            if product_code is not None and tx.get_product(product_code) is None:
+                raise NotFound(f"no product {product_code}")
+            if not tx.add_event_target(target):
+                raise CatalogError(
+                    f"{url} receives the events of {product_code or 'every product'} already"
+                )
+        return target
+
+    def event_targets(self) -> list[EventTarget]:
+        return self._store.list_event_targets()
+
+    def remove_event_target(self, target_id: str) -> None:
+        with self._store.transaction() as tx:
+            if not tx.remove_event_target(target_id):
+                raise NotFound(f"no event target {target_id}")
+
+    def deliveries(
+        self, product_code: str | None = None, *, failed_only: bool = False
+    ) -> list[DeliveryReport]:
+        found = self._store.list_deliveries(product_code, failed_only=failed_only)
+        attempts = self._store.attempts_of([d.id for d in found])
+        return [DeliveryReport(d, attempts[d.id]) for d in found]
+
+    # -- test controls -----------------------------------------------------------------
+
+    def test_controls(self) -> TestControls:
+        return self._store.test_controls()
+
+    def set_clock(self, at: datetime, real_now: datetime) -> TestControls:
+        """The service clock reads `at` now, and runs on from there."""
+        return self._update_controls(lambda c: replace(c, clock_offset=at - real_now))
+
+    def advance_clock(self, by: timedelta) -> TestControls:
+        return self._update_controls(lambda c: replace(c, clock_offset=c.clock_offset + by))
+
+    def reset_clock(self) -> TestControls:
+        return self._update_controls(lambda c: replace(c, clock_offset=timedelta(0)))
+
+    def set_faults(self, faults: Faults, internal_errors: int) -> TestControls:
+        return self._update_controls(
+            lambda c: replace(c, faults=faults, internal_errors=internal_errors)
+        )
+
+    def clear_faults(self) -> TestControls:
+        return self._update_controls(lambda c: replace(c, faults=None, internal_errors=0))
+
+    def _update_controls(self, change: Callable[[TestControls], TestControls]) -> TestControls:
+        with self._store.transaction() as tx:
+            updated = change(tx.test_controls())
+            tx.update_test_controls(updated)
+        return updated
+
+
+def _confirmation(webhook: Webhook, now: datetime) -> Delivery:
+    return Delivery(
+        id=str(uuid.uuid4()),
+        kind="sns",
+        target_id=webhook.id,
+        product_code=webhook.product_code,
+        name="SubscriptionConfirmation",
+        body={
+            "Type": "SubscriptionConfirmation",
+            "MessageId": str(uuid.uuid4()),
+            "Token": webhook.token,
+            "TopicArn": webhook.topic_arn,
+            "Message": (
+                f"You have chosen to subscribe to the topic {webhook.topic_arn}.\n"
+                "To confirm the subscription, visit the SubscribeURL included in this message."
+            ),
+            "Timestamp": iso_millis(now),
+        },
+        created_at=now,
+        due_at=now,
+        next_attempt_at=now,
+    )
