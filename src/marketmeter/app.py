@@ -1,11 +1,18 @@
-"""Assembling the application: settings → store → service → ASGI endpoint."""
+"""Assembling the application: settings → store → service → ASGI endpoints and the
+process's background work."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from typing import Any
 
-from marketmeter.clock import Clock, SystemClock
+from marketmeter.background import ControlsFollower
+from marketmeter.clock import Clock, OffsetClock, SystemClock
 from marketmeter.config import Settings
+from marketmeter.delivery.endpoint import SnsEndpoint
+from marketmeter.delivery.worker import Deliverer, DeliveryWorker
+from marketmeter.domain.controls import ActiveControls
 from marketmeter.domain.ports import Store
 from marketmeter.domain.service import MeteringService
 from marketmeter.protocol.endpoint import MeteringEndpoint
@@ -25,17 +32,85 @@ def create_service(
 
 def create_app(
     settings: Settings, store: Store | None = None, clock: Clock | None = None
-) -> MeteringEndpoint:
-    """The server: its catalog reads are cached (`CachedStore`)."""
+) -> Application:
+    """A server process's application: its catalog reads cached (`CachedStore`), the
+    outbox delivered, and — under `--test-controls` — the test controls obeyed."""
     cached = CachedStore(store or open_store(settings.database_url))
-    return MeteringEndpoint(create_service(settings, cached, clock), threads=settings.threads)
+    base_clock = clock or SystemClock()
+    service_clock: Clock = base_clock
+    follower = None
+    if settings.test_controls:
+        service_clock = OffsetClock(base_clock)
+    service = create_service(settings, cached, service_clock)
+    if isinstance(service_clock, OffsetClock):
+        service.controls = ActiveControls()
+        follower = ControlsFollower(cached, service_clock, service.controls)
+    endpoint = MeteringEndpoint(service, threads=settings.threads)
+    deliverer = Deliverer(cached, service_clock, settings.public_address())
+    return Application(
+        endpoint,
+        SnsEndpoint(cached, service.marketplace),
+        DeliveryWorker(deliverer) if settings.deliveries else None,
+        follower,
+    )
 
 
-def app_from_environment() -> MeteringEndpoint:
+def app_from_environment() -> Application:
     """The factory each server worker process calls (settings come in MARKETMETER_*)."""
     app = create_app(Settings.from_environment())
     tune_garbage_collector()
     return app
+
+
+class Application:
+    """The ASGI application of a server process: the AWS endpoints (`POST /`), the SNS
+    side (`/sns/…`), and the process's background work, started and stopped with it."""
+
+    def __init__(
+        self,
+        endpoint: MeteringEndpoint,
+        sns: SnsEndpoint,
+        worker: DeliveryWorker | None,
+        follower: ControlsFollower | None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.service = endpoint.service
+        self._sns = sns
+        self._worker = worker
+        self._follower = follower
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith("/sns/"):
+            await self._sns(scope, receive, send)
+        else:
+            await self.endpoint(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.startup(asyncio.get_running_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def startup(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.endpoint.startup(loop)
+        if self._follower is not None:
+            self._follower.start()
+        if self._worker is not None:
+            self._worker.start()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+        if self._follower is not None:
+            self._follower.stop()
+        self.endpoint.close()
 
 
 def tune_garbage_collector() -> None:

@@ -23,6 +23,15 @@ class Settings:
     """Comma-separated Regions where the API is enabled; empty enables every Region."""
     throttling: bool = False
     log_level: str = "info"
+    test_controls: bool = False
+    """Obey the test controls (`marketmeter clock`, `marketmeter faults`)."""
+    public_url: str = ""
+    """The server's address as receivers of its messages reach it; empty: host and port."""
+    deliveries: bool = True
+    """Deliver the outbox from this process."""
+
+    def public_address(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     def service_settings(self) -> ServiceSettings:
         regions = frozenset(r.strip() for r in self.regions.split(",") if r.strip())

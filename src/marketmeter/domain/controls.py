@@ -7,13 +7,18 @@ them.
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from marketmeter.domain.errors import CatalogError
+from marketmeter.domain.errors import CatalogError, InternalServiceError, Throttled
 from marketmeter.domain.models import OPERATIONS
+
+if TYPE_CHECKING:  # the ports import this module's models
+    from marketmeter.domain.ports import Store
 
 _DURATION_PART = re.compile(r"(\d+)([dhms])")
 _UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
@@ -69,3 +74,44 @@ def checked_faults(
     if latency_ms < 0:
         raise CatalogError(f"latency is a number of milliseconds, not {latency_ms}")
     return Faults(operation, throttle, throttle_rate, unprocessed_rate, latency_ms)
+
+
+class ActiveControls:
+    """The test controls one process obeys now: set by the process's follower from the
+    database, consulted by every call. Only a server started with `--test-controls` has
+    one."""
+
+    def __init__(self) -> None:
+        self.faults: Faults | None = None
+        self.internal_errors = 0
+
+    def follow(self, controls: TestControls) -> None:
+        self.faults = controls.faults
+        self.internal_errors = controls.internal_errors
+
+    def check(self, operation: str, store: Store) -> None:
+        """Fail the call as AWS can, if the controls say so (before anything is stored)."""
+        faults = self.faults
+        if faults is not None and faults.applies_to(operation):
+            rate = faults.throttle_rate
+            if faults.throttle or (rate > 0 and random.random() < rate):
+                raise Throttled("Rate exceeded")
+        if self.internal_errors > 0 and (faults is None or faults.applies_to(operation)):
+            with store.transaction() as tx:
+                taken = tx.take_internal_error()
+            if taken:
+                raise InternalServiceError()
+
+    def unprocessed(self, operation: str, count: int) -> frozenset[int]:
+        """Which of a batch's records to leave unprocessed."""
+        faults = self.faults
+        if faults is None or not faults.applies_to(operation) or faults.unprocessed_rate <= 0:
+            return frozenset()
+        rate = faults.unprocessed_rate
+        return frozenset(i for i in range(count) if random.random() < rate)
+
+    def latency(self, operation: str) -> float:
+        faults = self.faults
+        if faults is None or not faults.applies_to(operation):
+            return 0.0
+        return faults.latency_ms / 1000

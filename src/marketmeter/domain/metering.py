@@ -86,8 +86,14 @@ class Metering:
         return self.prepare_batch(caller, product_code, records).run(self._store)
 
     def prepare_batch(
-        self, caller: Caller, product_code: str | None, records: list[UsageRecord]
+        self,
+        caller: Caller,
+        product_code: str | None,
+        records: list[UsageRecord],
+        unprocessed: frozenset[int] = frozenset(),
     ) -> Prepared[list[MeteringRecord], BatchOutcome]:
+        """`unprocessed`: records (by index) left out, as the service sometimes does
+        (test controls): neither stored nor answered, but sent back to be sent again."""
         now = self._clock.now()
         product, licenses = self._batch_product(caller, product_code, records)
         for record in records:
@@ -112,7 +118,7 @@ class Metering:
         subscribed = [
             (i, record, subscription)
             for i, (record, subscription) in enumerate(zip(records, subscriptions, strict=True))
-            if subscription is not None
+            if subscription is not None and i not in unprocessed
         ]
         ids = new_ids(len(subscribed), to_ms(now))
         candidates = [
@@ -133,7 +139,7 @@ class Metering:
                     results[i] = RecordResult("Success", occupant.record_id)
                 else:
                     results[i] = RecordResult("DuplicateRecord")
-            return BatchOutcome(tuple(results))
+            return BatchOutcome(tuple(results), tuple(sorted(unprocessed)))
 
         return Prepared(claim, finish)
 

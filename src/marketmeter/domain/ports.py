@@ -291,6 +291,10 @@ class Transaction(Reader, Protocol):
 
     def update_test_controls(self, controls: TestControls) -> None: ...
 
+    def mark_test_controls_served(self, at: datetime) -> None:
+        """A server obeying the test controls says so (a heartbeat)."""
+        ...
+
     def take_internal_error(self) -> bool:
         """One of the `internal_errors` still to answer, if any is left (atomically)."""
         ...

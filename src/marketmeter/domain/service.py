@@ -15,6 +15,7 @@ from marketmeter.clock import Clock
 from marketmeter.domain.authorization import RateLimiter, authorize, check_api_enabled
 from marketmeter.domain.catalog import ApplySummary, CatalogService
 from marketmeter.domain.containers import Containers
+from marketmeter.domain.controls import ActiveControls
 from marketmeter.domain.entitlements import Entitlements, EntitlementsPage
 from marketmeter.domain.export import export_row
 from marketmeter.domain.marketplace import Marketplace
@@ -62,6 +63,8 @@ class MeteringService:
         self.marketplace = Marketplace(store, clock, self._registration)
         """The lifecycle, notifications and test controls: what AWS does around the API."""
         self._limiter = RateLimiter() if self.settings.throttling else None
+        self.controls: ActiveControls | None = None
+        """The test controls this process obeys (`serve --test-controls`), else None."""
 
     # -- identities --------------------------------------------------------------------
 
@@ -74,7 +77,10 @@ class MeteringService:
         self, caller: Caller, product_code: str | None, records: list[UsageRecord]
     ) -> BatchOutcome:
         self._admit(caller, "BatchMeterUsage")
-        return self._metering.batch_meter_usage(caller, product_code, records)
+        prepared = self._metering.prepare_batch(
+            caller, product_code, records, self._unprocessed(len(records))
+        )
+        return prepared.run(self.store)
 
     def meter_usage(self, caller: Caller, request: MeterUsageRequest) -> str:
         self._admit(caller, "MeterUsage", dry_run=request.dry_run)
@@ -87,7 +93,9 @@ class MeteringService:
         self, caller: Caller, product_code: str | None, records: list[UsageRecord]
     ) -> BatchOutcome:
         self._admit(caller, "BatchMeterUsage")
-        prepared = self._metering.prepare_batch(caller, product_code, records)
+        prepared = self._metering.prepare_batch(
+            caller, product_code, records, self._unprocessed(len(records))
+        )
         return prepared.finish(await self.store.run(prepared.unit))
 
     async def meter_usage_async(self, caller: Caller, request: MeterUsageRequest) -> str:
@@ -121,12 +129,19 @@ class MeteringService:
         """The checks that come before a request is even read — permission, the Region's
         switch, the quota — as AWS's front end makes them. The returned caller carries the
         admission, so that the operation itself does not check (or count) it again."""
+        if self.controls is not None:
+            self.controls.check(operation, self.store)
         authorize(caller, operation, dry_run=dry_run)
         if operation in _SWITCHED_BY_REGION:
             check_api_enabled(caller, self.settings.enabled_regions)
         if self._limiter is not None:
             self._limiter.acquire(caller, operation, self.clock.now())
         return replace(caller, admitted_for=operation)
+
+    def _unprocessed(self, count: int) -> frozenset[int]:
+        if self.controls is None:
+            return frozenset()
+        return self.controls.unprocessed("BatchMeterUsage", count)
 
     def _admit(self, caller: Caller, operation: str, *, dry_run: bool = False) -> None:
         if caller.admitted_for != operation:

@@ -91,6 +91,11 @@ class MeteringEndpoint:
             if len(targets) > 1:
                 raise unknown_operation(", ".join(targets))
             body = await self._read_body(headers, receive)
+            controls = self.service.controls
+            if controls is not None and target is not None:
+                delay = controls.latency(target.rpartition(".")[2])
+                if delay:
+                    await asyncio.sleep(delay)
             request = SignedRequest(
                 method=scope["method"],
                 raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
@@ -192,15 +197,17 @@ class MeteringEndpoint:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self._inline:
-                    self._start_group_commit(asyncio.get_running_loop())
+                self.startup(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _start_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
+    def startup(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the server's event loop, before the first request."""
+        if not self._inline:
+            return
         store: Any = self.service.store
         target = getattr(store, "inner", store)
         if hasattr(target, "group_commit_on"):

@@ -159,7 +159,10 @@ def _batch_records(request: dict[str, Any]) -> list[UsageRecord]:
 def _batch_answer(request: dict[str, Any], outcome: BatchOutcome) -> dict[str, Any]:
     sent = request.get("UsageRecords", [])
     results = []
-    for record, result in zip(sent, outcome.results, strict=True):
+    left_out = set(outcome.unprocessed)
+    for i, (record, result) in enumerate(zip(sent, outcome.results, strict=True)):
+        if i in left_out:
+            continue
         item: dict[str, Any] = {"UsageRecord": _echo(record), "Status": result.status}
         if result.metering_record_id is not None:
             item["MeteringRecordId"] = result.metering_record_id

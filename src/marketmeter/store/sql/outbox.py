@@ -219,6 +219,9 @@ class OutboxWrites(OutboxReads):
             ),
         )
 
+    def mark_test_controls_served(self, at: datetime) -> None:
+        self._runner().execute("UPDATE test_controls SET served_at = ? WHERE id = 1", (to_ms(at),))
+
     def take_internal_error(self) -> bool:
         return (
             self._runner().execute(

@@ -1,0 +1,54 @@
+"""What every command shares: the `--database` option, and a service opened on it whose
+mistakes become one line on stderr with exit code 1 (never a traceback)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from marketmeter.app import create_service
+from marketmeter.config import Settings
+from marketmeter.domain.errors import MeteringError
+from marketmeter.domain.ports import StoreConflict, StoreUnavailable
+from marketmeter.domain.service import MeteringService
+from marketmeter.store.factory import DEFAULT_DATABASE_URL, UnsupportedDatabase
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_option(f: F) -> F:
+    return click.option(
+        "--database",
+        "database_url",
+        envvar="MARKETMETER_DATABASE_URL",
+        default=DEFAULT_DATABASE_URL,
+        show_default=True,
+        help="Database URL: sqlite:///file.db or postgresql://user@host:5432/db.",
+    )(f)
+
+
+@contextmanager
+def opened(database_url: str, **settings: Any) -> Iterator[MeteringService]:
+    try:
+        service = create_service(Settings(database_url=database_url, **settings))
+    except (UnsupportedDatabase, StoreUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield service
+    except (MeteringError, StoreUnavailable, StoreConflict) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        service.store.close()
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time; without a zone, UTC. A one-line error otherwise."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise click.ClickException(f"not an ISO 8601 time: {text!r}") from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

@@ -1,0 +1,94 @@
+"""`marketmeter serve`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from marketmeter import __version__
+from marketmeter.cli.common import database_option, opened
+from marketmeter.config import Settings
+from marketmeter.domain.catalog_file import parse_catalog
+from marketmeter.server.runner import run as run_server
+
+
+@click.command()
+@database_option
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MARKETMETER_HOST")
+@click.option("--port", default=8080, show_default=True, type=int, envvar="MARKETMETER_PORT")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    envvar="MARKETMETER_WORKERS",
+    help="Server processes sharing the database.",
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 512),
+    envvar="MARKETMETER_THREADS",
+    help="Worker threads per process for database work.",
+)
+@click.option(
+    "--regions",
+    default="",
+    envvar="MARKETMETER_REGIONS",
+    help="Comma-separated Regions where the API is enabled (default: every Region).",
+)
+@click.option(
+    "--throttling/--no-throttling",
+    default=False,
+    envvar="MARKETMETER_THROTTLING",
+    help="Enforce AWS's per-account request quotas (ThrottlingException).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="MARKETMETER_LOG_LEVEL",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option(
+    "--test-controls",
+    is_flag=True,
+    envvar="MARKETMETER_TEST_CONTROLS",
+    help="Obey `marketmeter clock` and `marketmeter faults` (for tests; never in production).",
+)
+@click.option(
+    "--public-url",
+    default="",
+    envvar="MARKETMETER_PUBLIC_URL",
+    help="This server's address as seen by the receivers of its SNS messages "
+    "(SubscribeURL, SigningCertURL). Default: http://HOST:PORT.",
+)
+@click.option(
+    "--deliveries/--no-deliveries",
+    default=True,
+    envvar="MARKETMETER_DELIVERIES",
+    help="Deliver notifications from these processes (on by default).",
+)
+@click.option(
+    "--demo", is_flag=True, help="Load the demo catalog and print credentials and a boto3 snippet."
+)
+def serve(demo: bool, **options: Any) -> None:
+    """Serve the AWS-compatible endpoint (POST /) over HTTP."""
+    settings = Settings(**options)
+    with opened(settings.database_url) as service:  # create and migrate the schema once
+        if demo:
+            from marketmeter.demo import BUYER_ACCOUNT, SAAS_PRODUCT, banner, demo_catalog
+
+            service.apply_catalog(parse_catalog(demo_catalog()))
+            token = service.issue_registration_token(SAAS_PRODUCT, BUYER_ACCOUNT)
+            endpoint = f"http://{settings.host}:{settings.port}"
+            click.echo(banner(endpoint, token.token, settings.database_url))
+    click.echo(
+        f"marketmeter {__version__}: serving http://{settings.host}:{settings.port} "
+        f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
+        f"database {settings.database_url})",
+        err=True,
+    )
+    run_server(settings)

@@ -1,0 +1,154 @@
+"""Delivering the outbox: each pass claims what is due (a lease, so that one process sends
+each delivery), sends it — SNS messages signed, EventBridge events as an API destination
+posts them — and records the attempt: delivered on any 2xx; otherwise tried again with
+backoff (`domain.outbox`) until 24 hours have passed, then failed.
+
+A server runs a `DeliveryWorker` thread in each process; `marketmeter deliveries send`
+runs one pass. Sending happens on a few threads of its own, a target's deliveries in the
+order they were made, so that a receiver that hangs (5 s per attempt) or fails holds up
+nobody else — and never a metering request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import orjson
+
+from marketmeter.clock import Clock
+from marketmeter.delivery import sns
+from marketmeter.domain.outbox import ATTEMPT_TIMEOUT, Attempt, Delivery, next_attempt, succeeded
+from marketmeter.domain.ports import Store
+from marketmeter.domain.targets import EventTarget, Webhook
+
+log = logging.getLogger("marketmeter.delivery")
+LEASE_SECONDS = 60.0
+
+
+class Deliverer:
+    def __init__(self, store: Store, clock: Clock, public_url: str, *, threads: int = 4) -> None:
+        self._store = store
+        self._clock = clock
+        self._public_url = public_url
+        self._signer: sns.SnsSigner | None = None
+        self._client = httpx.Client(timeout=ATTEMPT_TIMEOUT, follow_redirects=False)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
+        self._threads = threads
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def deliver_due(self, *, wait: bool = False) -> int:
+        """Claim what is due (as much as free threads can send) and send it; with `wait`,
+        return once it is sent. How many deliveries were claimed."""
+        with self._lock:
+            free = self._threads - self._busy
+        if free <= 0:
+            return 0
+        claimed = self._store.claim_deliveries(self._clock.now(), free * 5, LEASE_SECONDS)
+        by_target: dict[str, list[Delivery]] = defaultdict(list)
+        for delivery in claimed:
+            by_target[delivery.target_id].append(delivery)
+        futures: list[Future[None]] = []
+        for deliveries in by_target.values():
+            with self._lock:
+                self._busy += 1
+            futures.append(self._pool.submit(self._send_in_order, deliveries))
+        if wait:
+            for future in futures:
+                future.result()
+        return len(claimed)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+    def _send_in_order(self, deliveries: list[Delivery]) -> None:
+        try:
+            for delivery in deliveries:
+                self._attempt(delivery)
+        except Exception:  # a fault of ours: the leases run out and they come again
+            log.exception("delivering %s failed", deliveries[0].id)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def _attempt(self, delivery: Delivery) -> None:
+        number = delivery.attempts + 1
+        status: int | None = None
+        error: str | None = None
+        request = self._request(delivery)
+        if request is None:
+            error = "the target was removed"
+        else:
+            url, body, headers = request
+            try:
+                status = self._client.post(url, content=body, headers=headers).status_code
+                if not succeeded(status):
+                    error = f"HTTP {status}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        now = self._clock.now()
+        delivered = status is not None and succeeded(status)
+        retry_at = None if delivered or request is None else next_attempt(delivery, number, now)
+        self._store.finish_attempt(
+            delivery,
+            Attempt(delivery.id, number, now, status, error),
+            delivered=delivered,
+            retry_at=retry_at,
+        )
+
+    def _request(self, delivery: Delivery) -> tuple[str, bytes, dict[str, str]] | None:
+        if delivery.kind == "sns":
+            webhook = self._store.get_webhook(delivery.target_id)
+            if webhook is None:
+                return None
+            message = self._signed(delivery.body, webhook)
+            return webhook.url, orjson.dumps(message), sns.headers(message, webhook)
+        target = _target(self._store, delivery.target_id)
+        if target is None:
+            return None
+        headers = {"Content-Type": "application/json", **target.headers}
+        return target.url, orjson.dumps(delivery.body), headers
+
+    def _signed(self, body: dict[str, Any], webhook: Webhook) -> dict[str, Any]:
+        if self._signer is None:
+            self._signer = sns.SnsSigner(self._store)
+        return self._signer.envelope(body, webhook, self._public_url)
+
+
+def _target(store: Store, target_id: str) -> EventTarget | None:
+    return next((t for t in store.list_event_targets() if t.id == target_id), None)
+
+
+class DeliveryWorker:
+    """A server process's delivery loop, on a thread of its own: a pass every half second
+    (at once again while a pass found work)."""
+
+    def __init__(self, deliverer: Deliverer, interval: float = 0.5) -> None:
+        self._deliverer = deliverer
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="delivery-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                found = self._deliverer.deliver_due()
+            except Exception as exc:  # the database away: try again next time
+                log.warning("delivery pass failed: %s", exc)
+                found = 0
+            self._stop.wait(0.05 if found else self._interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=ATTEMPT_TIMEOUT + 2)
+        self._deliverer.close()
