@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.compat.node import Node, node_with_packages
 from tests.compat.server import SESSION_TOKENS, Server, free_port, marketmeter
 from tests.factories import BUYER, KEYS, SAAS, SELLER, make_catalog
 
@@ -154,3 +155,9 @@ def recent(minutes: int = 10) -> datetime:
     if now.minute < 2 + minutes:  # keep clear of the boundary a slow test might cross
         at = now.replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
     return at.replace(microsecond=0)
+
+
+@pytest.fixture(scope="session")
+def js_sdk() -> Node:
+    """Node.js with the npm packages of `js/` installed (the JS SDK, AWS's SNS validator)."""
+    return node_with_packages()

@@ -16,12 +16,7 @@ signs it, and reports the raw response body next to what the SDK parsed.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
-import re
-import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -32,6 +27,7 @@ from typing import Any
 import pytest
 
 from tests.compat.conftest import Fresh, recent
+from tests.compat.node import JS_DIR, Node
 from tests.compat.server import (
     Server,
     iso,
@@ -42,85 +38,9 @@ from tests.compat.server import (
 )
 from tests.factories import AMI, CONTAINER, SAAS
 
-pytestmark = [pytest.mark.compat, pytest.mark.timeout(600)]  # a first `npm ci` may be slow
-
-JS_DIR = Path(__file__).parent / "js"
 SCRIPT = JS_DIR / "metering.mjs"
-NODE_MODULES = JS_DIR / "node_modules"
-STAMP = NODE_MODULES / ".marketmeter-installed"  # the lockfile digest `npm ci` installed
-INSTALL_LOCK = JS_DIR / ".cache" / "npm-install.lock"  # `.cache/` is git-ignored
-MIN_NODE = 18
 
-
-def lock_digest() -> str:
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((JS_DIR / name).read_bytes())
-    return digest.hexdigest()
-
-
-def installed(digest: str) -> bool:
-    return STAMP.is_file() and STAMP.read_text() == digest
-
-
-def npm_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "npm_config_update_notifier": "false",
-        "npm_config_fund": "false",
-        "npm_config_audit": "false",
-    }
-
-
-def install_sdk(npm: str) -> None:
-    """`npm ci` once per change of the lockfile, one process at a time (xdist workers)."""
-    digest = lock_digest()
-    if installed(digest):
-        return
-    INSTALL_LOCK.parent.mkdir(exist_ok=True)
-    with INSTALL_LOCK.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        if installed(digest):  # another worker installed it while this one waited
-            return
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            env=npm_env(),
-            timeout=540,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(
-                f"npm ci in {JS_DIR} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-            )
-        STAMP.write_text(digest)
-
-
-@dataclass(frozen=True)
-class Node:
-    executable: str
-    version: str
-
-
-@pytest.fixture(scope="session")
-def js_sdk() -> Node:
-    """Node.js with the SDK installed."""
-    executable, npm = shutil.which("node"), shutil.which("npm")
-    if executable is None or npm is None:
-        pytest.skip(
-            "Node.js and npm are not installed (`apt-get install nodejs npm`): "
-            "the AWS SDK for JavaScript compatibility tests need them"
-        )
-    version = subprocess.run(
-        [executable, "--version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout.strip()
-    major = re.match(r"v(\d+)\.", version)
-    if major is None or int(major.group(1)) < MIN_NODE:
-        pytest.fail(f"Node.js {version} is too old for the pinned JS SDK: it needs >= {MIN_NODE}")
-    install_sdk(npm)
-    return Node(executable, version)
+pytestmark = [pytest.mark.compat, pytest.mark.timeout(600)]  # a first `npm ci` may be slow
 
 
 def run_script(node: Node, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from marketmeter.protocol.validation import RequestNotReadable, compile_input
 
 OPERATIONS = ("BatchMeterUsage", "MeterUsage", "ResolveCustomer", "RegisterUsage")
 FAST = {op: compile_fast_decoder(op) for op in OPERATIONS}
-WIRE = compile_operations()
+WIRE = {w.name: w for w in compile_operations().values()}
 SLOW = {op: compile_input(op) for op in OPERATIONS}
 
 VALID: dict[str, dict[str, Any]] = {

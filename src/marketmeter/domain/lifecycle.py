@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from msgspec.structs import replace
 
 from marketmeter.clock import Clock
+from marketmeter.domain.catalog_file import ACCOUNT_ID
 from marketmeter.domain.catalog_plan import (
     new_agreement_id,
     new_customer_identifier,
@@ -59,6 +60,8 @@ class Lifecycle:
         free_trial: bool = False,
         offer_id: str | None = None,
     ) -> Subscribed:
+        if not ACCOUNT_ID.fullmatch(customer_aws_account_id):
+            raise CatalogError(f"an AWS account ID of 12 digits, not {customer_aws_account_id!r}")
         now = self._clock.now()
         with self._store.transaction() as tx:
             product = _product(tx, product_code)

@@ -34,7 +34,7 @@ from marketmeter.protocol.errors import (
     wire_error,
 )
 from marketmeter.protocol.operations import WireOperation, compile_operations
-from marketmeter.protocol.service_model import signing_name, target_prefix
+from marketmeter.protocol.service_model import signing_name
 from marketmeter.protocol.sigv4 import SignedRequest, SigV4Verifier
 from marketmeter.protocol.validation import RequestNotReadable
 
@@ -61,7 +61,6 @@ class MeteringEndpoint:
         self.service = service
         self._max_body = max_body_bytes
         self._operations = compile_operations()
-        self._prefix = target_prefix() + "."
         self._auth = Authenticator(service.access_key, verifier or SigV4Verifier(signing_name()))
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="metering")
         # A store whose calls are brief local work (SQLite) runs on the event loop itself;
@@ -141,9 +140,7 @@ class MeteringEndpoint:
         return await self._operation(target).invoke_async(self.service, caller, request.body)
 
     def _operation(self, target: str | None) -> WireOperation:
-        if target is None or not target.startswith(self._prefix):
-            raise unknown_operation(target)
-        operation = self._operations.get(target[len(self._prefix) :])
+        operation = None if target is None else self._operations.get(target)
         if operation is None:
             raise unknown_operation(target)
         return operation

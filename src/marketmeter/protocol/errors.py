@@ -37,6 +37,7 @@ ERROR_TYPES: dict[type[domain.MeteringError], tuple[str, int]] = {
     domain.AccessDenied: ("AccessDeniedException", 400),
     domain.Unauthorized: ("UnauthorizedException", 400),
     domain.DryRunSucceeded: ("DryRunOperation", 412),
+    domain.InvalidParameter: ("InvalidParameterException", 400),
     # Administrative errors never reach the AWS endpoint; mapped for completeness.
     domain.CatalogError: ("ValidationException", 400),
     domain.NotFound: ("ResourceNotFoundException", 400),

@@ -15,16 +15,27 @@ from typing import Annotated, Any
 import msgspec
 from botocore.model import ListShape, Shape, StructureShape
 
-from marketmeter.protocol.service_model import service_model
+from marketmeter.protocol.service_model import METERING, service_model
 from marketmeter.protocol.validation import DOMAIN_CHECKED_SHAPES
 
 # Patterns that say no more than a length does.
 _TRIVIAL_PATTERNS = {"[\\s\\S]*", "[\\s\\S]+"}
 
 
-def compile_fast_decoder(operation: str) -> msgspec.json.Decoder[Any]:
-    shape = service_model().operation_model(operation).input_shape
-    return msgspec.json.Decoder(_type(shape, {}))
+class _NoFastPath(Exception):
+    """A shape msgspec cannot check exactly as the model means it: the slow path decides."""
+
+
+_NEVER = Annotated[int, msgspec.Meta(ge=1, le=0)]
+"""What a request that must take the slow path is decoded as: never decodes."""
+
+
+def compile_fast_decoder(operation: str, service: str = METERING) -> msgspec.json.Decoder[Any]:
+    shape = service_model(service).operation_model(operation).input_shape
+    try:
+        return msgspec.json.Decoder(_type(shape, {}))
+    except _NoFastPath:
+        return msgspec.json.Decoder(_NEVER)
 
 
 def _type(shape: Shape, cache: dict[str, Any]) -> Any:
@@ -56,6 +67,8 @@ def _type(shape: Shape, cache: dict[str, Any]) -> Any:
         built = bool
     elif kind == "timestamp":
         built = int | float  # strings (ISO 8601, numeric) take the slow path
+    elif kind == "map":
+        raise _NoFastPath(shape.name)
     else:
         raise NotImplementedError(f"shape type {kind} ({shape.name})")
     cache[shape.name] = built
@@ -85,5 +98,5 @@ def _constrained(
     elif regex and regex not in _TRIVIAL_PATTERNS:
         meta["pattern"] = f"^(?:{regex})\\Z"  # msgspec searches; the model means the whole
     if getattr(shape, "enum", None):
-        return Any  # no enum among the inputs; should one appear, the slow path decides
+        raise _NoFastPath(shape.name)
     return Annotated[base, msgspec.Meta(**meta)] if meta else base

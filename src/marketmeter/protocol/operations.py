@@ -1,4 +1,5 @@
-"""The four operations on the wire: request members → domain call → response members.
+"""The operations on the wire — the Metering API's four, the Entitlement Service's one:
+request members → domain call → response members.
 
 Each request is decoded and checked against its model shape — in one pass of msgspec for
 a well-formed request (`fastpath`), else by `validation`, which reports every violation —
@@ -14,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from marketmeter.domain.entitlements import wire_value
 from marketmeter.domain.errors import ValidationFailed
 from marketmeter.domain.models import (
     Allocation,
@@ -27,7 +29,12 @@ from marketmeter.domain.quantities import ZERO, Quantity
 from marketmeter.domain.service import MeteringService
 from marketmeter.protocol.fastpath import compile_fast_decoder
 from marketmeter.protocol.rules import batch_meter_usage_rules, meter_usage_rules
-from marketmeter.protocol.service_model import service_model
+from marketmeter.protocol.service_model import (
+    ENTITLEMENT,
+    METERING,
+    service_model,
+    target_prefix,
+)
 from marketmeter.protocol.timestamps import parse_timestamp, to_epoch_seconds
 from marketmeter.protocol.validation import Checker, RequestNotReadable, compile_input
 
@@ -254,11 +261,43 @@ def _register_usage(
     return response
 
 
+def _get_entitlements(
+    service: MeteringService, caller: Caller, request: dict[str, Any]
+) -> dict[str, Any]:
+    page = service.get_entitlements(
+        caller,
+        request["ProductCode"],
+        request.get("Filter") or {},
+        request.get("MaxResults"),
+        request.get("NextToken"),
+    )
+    entitlements = []
+    for subscription, entitlement in page.found:
+        item: dict[str, Any] = {
+            "ProductCode": subscription.product_code,
+            "Dimension": entitlement.dimension,
+            "CustomerIdentifier": subscription.customer_identifier,
+            "CustomerAWSAccountId": subscription.customer_aws_account_id,
+            "LicenseArn": subscription.license_arn,
+            "Value": wire_value(entitlement),
+        }
+        if entitlement.expires_at is not None:
+            item["ExpirationDate"] = to_epoch_seconds(entitlement.expires_at)
+        entitlements.append(item)
+    response: dict[str, Any] = {"Entitlements": entitlements}
+    if page.next_token is not None:
+        response["NextToken"] = page.next_token
+    return response
+
+
 _HANDLERS: dict[str, tuple[Handler, AsyncHandler, Rules | None]] = {
     "BatchMeterUsage": (_batch_meter_usage, _batch_meter_usage_async, batch_meter_usage_rules),
     "MeterUsage": (_meter_usage, _meter_usage_async, meter_usage_rules),
     "ResolveCustomer": (_resolve_customer, _at_once(_resolve_customer), None),
     "RegisterUsage": (_register_usage, _at_once(_register_usage), None),
+}
+_ENTITLEMENT_HANDLERS: dict[str, tuple[Handler, AsyncHandler, Rules | None]] = {
+    "GetEntitlements": (_get_entitlements, _at_once(_get_entitlements), None),
 }
 
 HANDLED_INPUT_MEMBERS: dict[str, frozenset[str]] = {
@@ -277,14 +316,23 @@ HANDLED_INPUT_MEMBERS: dict[str, frozenset[str]] = {
     ),
     "ResolveCustomer": frozenset({"RegistrationToken"}),
     "RegisterUsage": frozenset({"ProductCode", "PublicKeyVersion", "Nonce"}),
+    "GetEntitlements": frozenset({"ProductCode", "Filter", "NextToken", "MaxResults"}),
 }
 """Every input member each handler reads; a test compares it with the installed model."""
 
 
 def compile_operations() -> dict[str, WireOperation]:
-    return {
-        name: WireOperation(
-            name, compile_input(name), compile_fast_decoder(name), rules, handler, async_handler
-        )
-        for name, (handler, async_handler, rules) in _HANDLERS.items()
-    }
+    """Every operation of both APIs, by its `X-Amz-Target` (`<targetPrefix>.<name>`)."""
+    out = {}
+    for service, handlers in ((METERING, _HANDLERS), (ENTITLEMENT, _ENTITLEMENT_HANDLERS)):
+        prefix = target_prefix(service)
+        for name, (handler, async_handler, rules) in handlers.items():
+            out[f"{prefix}.{name}"] = WireOperation(
+                name,
+                compile_input(name, service),
+                compile_fast_decoder(name, service),
+                rules,
+                handler,
+                async_handler,
+            )
+    return out

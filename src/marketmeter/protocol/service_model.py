@@ -1,7 +1,7 @@
-"""The Metering API's service model, loaded from the installed botocore.
-
-Shapes, constraints, error names and the JSON target prefix all come from here; nothing
-in marketmeter copies them by hand.
+"""The service models, loaded from the installed botocore: the Metering API, and the
+Entitlement Service on the same endpoint (its model ships gzipped; botocore's loader reads
+it). Shapes, constraints, error names and the JSON target prefixes all come from here;
+nothing in marketmeter copies them by hand.
 """
 
 from __future__ import annotations
@@ -11,35 +11,38 @@ from functools import cache
 from botocore.model import ServiceModel
 from botocore.session import get_session
 
-SERVICE_NAME = "meteringmarketplace"
+METERING = "meteringmarketplace"
+ENTITLEMENT = "marketplace-entitlement"
+SERVICES = (METERING, ENTITLEMENT)
+SERVICE_NAME = METERING
 
 
 @cache
-def service_model() -> ServiceModel:
-    return get_session().get_service_model(SERVICE_NAME)
+def service_model(name: str = METERING) -> ServiceModel:
+    return get_session().get_service_model(name)
 
 
-def is_fault(error_shape_name: str) -> bool:
+def is_fault(error_shape_name: str, service: str = METERING) -> bool:
     """True for a server-side error shape (`"fault": true`): HTTP 500."""
-    raw = service_model().shape_for(error_shape_name)._shape_model
+    raw = service_model(service).shape_for(error_shape_name)._shape_model
     return bool(raw.get("fault", False))
 
 
-def target_prefix() -> str:
-    return str(service_model().metadata["targetPrefix"])
+def target_prefix(service: str = METERING) -> str:
+    return str(service_model(service).metadata["targetPrefix"])
 
 
-def signing_name() -> str:
-    return str(service_model().signing_name)
+def signing_name(service: str = METERING) -> str:
+    return str(service_model(service).signing_name)
 
 
-def operation_names() -> list[str]:
-    return list(service_model().operation_names)
+def operation_names(service: str = METERING) -> list[str]:
+    return list(service_model(service).operation_names)
 
 
-def error_shape_names() -> set[str]:
+def error_shape_names(service: str = METERING) -> set[str]:
     names: set[str] = set()
-    model = service_model()
+    model = service_model(service)
     for name in model.operation_names:
         names.update(shape.name for shape in model.operation_model(name).error_shapes)
     return names

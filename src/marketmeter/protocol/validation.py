@@ -18,9 +18,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from botocore.model import ListShape, Shape, StructureShape
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from marketmeter.protocol.service_model import service_model
+from marketmeter.protocol.service_model import METERING, service_model
 from marketmeter.protocol.timestamps import NotATimestamp, parse_timestamp
 
 # Shapes whose constraints the domain checks, to answer with the modeled error.
@@ -80,8 +80,8 @@ def violation(value: Any, where: Where, constraint: str) -> str:
     return f"Value {show(value)} at '{path}' failed to satisfy constraint: {constraint}"
 
 
-def compile_input(operation: str) -> Checker:
-    shape = service_model().operation_model(operation).input_shape
+def compile_input(operation: str, service: str = METERING) -> Checker:
+    shape = service_model(service).operation_model(operation).input_shape
     return _compile(shape, {})
 
 
@@ -105,7 +105,10 @@ def _compile(shape: Shape, cache: dict[str, Checker]) -> Checker:
         checker = _boolean
     elif kind == "timestamp":
         checker = _timestamp
-    else:  # the Metering model has no other input types; fail loudly if one appears
+    elif kind == "map":
+        assert isinstance(shape, MapShape)
+        checker = _map(_compile(shape.key, cache), _compile(shape.value, cache))
+    else:  # the models have no other input types; fail loudly if one appears
         raise NotImplementedError(f"shape type {kind} ({shape.name})")
     cache[shape.name] = checker
     return checker
@@ -142,6 +145,15 @@ def _list(shape: ListShape, member: Checker, enforce: bool) -> Checker:
             raise RequestNotReadable(f"{_where(where)}expected a JSON array")
         _check_length(value, where, out, low, high)
         return [member(item, (where, f"{i}.member"), out) for i, item in enumerate(value, 1)]
+
+    return check
+
+
+def _map(key: Checker, value: Checker) -> Checker:
+    def check(found: Any, where: Where, out: list[str]) -> dict[str, Any]:
+        if not isinstance(found, dict):
+            raise RequestNotReadable(f"{_where(where)}expected a JSON object")
+        return {key(k, where, out): value(v, (where, k), out) for k, v in found.items()}
 
     return check
 

@@ -29,8 +29,13 @@ class EntitlementReads:
 
     def page_entitlements(self, query: EntitlementQuery) -> list[tuple[Subscription, Entitlement]]:
         run = self._runner()
-        conditions = ["s.product_code = ?", "(e.expires_at IS NULL OR e.expires_at > ?)"]
-        params: list[Any] = [query.product_code, to_ms(query.now)]
+        conditions = [
+            "s.product_code = ?",
+            "(e.expires_at IS NULL OR e.expires_at > ?)",
+            "(s.ends_at IS NULL OR s.ends_at > ?)",  # an ended agreement entitles to nothing
+        ]
+        now = to_ms(query.now)
+        params: list[Any] = [query.product_code, now, now]
         for column, values in (
             ("s.customer_identifier", query.identifiers),
             ("s.customer_aws_account_id", query.accounts),
