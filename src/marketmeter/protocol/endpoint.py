@@ -74,10 +74,7 @@ class MeteringEndpoint:
         return f"{self._request_prefix}{next(self._request_count) & 0xFFFF_FFFF_FFFF:012x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # the lifespan is the application's (`app.Application`)
             return
         request_id = self._request_id()
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
@@ -189,17 +186,6 @@ class MeteringEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self.startup(asyncio.get_running_loop())
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     def startup(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the server's event loop, before the first request."""
