@@ -30,6 +30,7 @@ class Receiver:
         self.confirm = confirm
         self.status = status
         self.redirect: str | None = None
+        self.delay = 0.0  # seconds before answering: a receiver that hangs
         self._lock = threading.Lock()
         receiver = self
 
@@ -44,6 +45,8 @@ class Receiver:
                 ):
                     url = got.json()["SubscribeURL"]
                     threading.Thread(target=lambda: urllib.request.urlopen(url).read()).start()
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(302 if receiver.redirect else receiver.status)
                 if receiver.redirect:
                     self.send_header("Location", receiver.redirect)

@@ -445,6 +445,12 @@ def test_faults_appear_as_boto3_sees_them(market: Server) -> None:
     assert out["ResponseMetadata"]["RetryAttempts"] == 1
     assert market.record_count() == before + 1
 
+    cli(market, "faults", "set", "--latency", "400", "--operation", "BatchMeterUsage")
+    time.sleep(1.2)
+    started = time.monotonic()
+    assert batch(market, LIFE, who, at - timedelta(hours=2)) == "Success"
+    assert time.monotonic() - started >= 0.4
+
     cli(market, "faults", "set", "--unprocessed-rate", "1")
     time.sleep(1.2)
     out = market.client("seller").batch_meter_usage(
@@ -460,7 +466,7 @@ def test_faults_appear_as_boto3_sees_them(market: Server) -> None:
     )
     assert out["Results"] == []
     assert len(out["UnprocessedRecords"]) == 1
-    assert market.record_count() == before + 1
+    assert market.record_count() == before + 2
 
 
 def test_the_commands_warn_when_no_server_obeys_them(tmp_path: Path) -> None:
@@ -471,6 +477,33 @@ def test_the_commands_warn_when_no_server_obeys_them(tmp_path: Path) -> None:
     refused = marketmeter("clock", "advance", "--database", url, "soon", check=False)
     assert refused.returncode == 1
     assert "not a duration" in refused.stderr
+
+
+def test_a_hanging_or_failing_receiver_holds_up_nothing_else(
+    market: Server, receiver: Receiver
+) -> None:
+    hanging, failing = Receiver(), Receiver(status=500)
+    hanging.delay = 8.0
+    try:
+        for url in (hanging.url("/hang"), failing.url("/fail"), receiver.url("/fine")):
+            cli(market, "events", "add", "--url", url, "--product", LIFE)
+        who = account(market)
+        cli1(market, "subscribe", "--product", LIFE, "--customer-account", who)
+        started = time.monotonic()
+        mine = lambda r: r.json()["detail"]["acceptor"]["accountId"] == who  # noqa: E731
+        assert len(receiver.wait_for("/fine", 2, where=mine, timeout=4)) == 2
+        assert time.monotonic() - started < 4
+        metered = time.monotonic()
+        assert batch(market, LIFE, who, datetime.now(UTC) - timedelta(minutes=3)) == "Success"
+        assert time.monotonic() - metered < 2
+        deadline = time.monotonic() + 10
+        while "attempts 2" not in cli(market, "deliveries", "--failed").stdout:
+            assert time.monotonic() < deadline, "the failing receiver was not retried"
+            time.sleep(0.2)
+        assert "HTTP 500" in cli(market, "deliveries", "--failed").stdout
+    finally:
+        hanging.close()
+        failing.close()
 
 
 # -- kill -9 between a change and its delivery --------------------------------------------------
