@@ -255,3 +255,26 @@ CONTRACT_CATALOG: dict[str, Any] = {
         }
     ],
 }
+
+
+def test_an_entitlement_change_goes_to_the_entitlement_topic(
+    service: MeteringService, store: SqliteStore
+) -> None:
+    service.apply_catalog(parse_catalog(CONTRACT_CATALOG))
+    subscription_topic = service.marketplace.add_webhook("contract01", f"{SELLER_URL}/subs")
+    entitlement_topic = service.marketplace.add_webhook(
+        "contract01", f"{SELLER_URL}/ents", "entitlement", "2"
+    )
+    for webhook in (subscription_topic, entitlement_topic):
+        service.marketplace.confirm_webhook(webhook.token)
+    before = len(outbox(store))
+    service.marketplace.set_entitlement("contract01", NEW_BUYER, "seats", "30")
+    [sns] = [d for d in since(store, before) if d.kind == "sns"]
+    assert sns.target_id == entitlement_topic.id
+    assert sns.body["TopicArn"].endswith("aws-mp-entitlement-notification-contract01")
+    message = orjson.loads(sns.body["Message"])
+    assert message == {
+        "action": "entitlement-updated",
+        "customer-identifier": message["customer-identifier"],
+        "product-code": "contract01",
+    }
