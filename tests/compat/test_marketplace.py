@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,6 +246,9 @@ def test_sns_subscriptions_confirm_and_every_message_verifies(
     assert results == [{"ok": True, "error": None}] * 3
     tampered = dict(messages[1], Message=messages[1]["Message"].replace(LIFE, "otherproduct"))
     assert verify_with_aws_validator(js_sdk, [tampered])[0]["ok"] is False
+    with urllib.request.urlopen(messages[1]["UnsubscribeURL"]) as answer:
+        assert b"<UnsubscribeResponse" in answer.read()
+    assert webhook_id not in cli(market, "webhook", "list").stdout
 
 
 # -- EventBridge -----------------------------------------------------------------------------
