@@ -14,20 +14,10 @@ from marketmeter.delivery.endpoint import SnsEndpoint
 from marketmeter.delivery.worker import Deliverer, DeliveryWorker
 from marketmeter.domain.controls import ActiveControls
 from marketmeter.domain.ports import Store
-from marketmeter.domain.service import MeteringService
 from marketmeter.protocol.endpoint import MeteringEndpoint
+from marketmeter.services import create_service
 from marketmeter.store import open_store
 from marketmeter.store.cache import CachedStore
-
-
-def create_service(
-    settings: Settings, store: Store | None = None, clock: Clock | None = None
-) -> MeteringService:
-    return MeteringService(
-        store or open_store(settings.database_url),
-        clock or SystemClock(),
-        settings.service_settings(),
-    )
 
 
 def create_app(

@@ -14,7 +14,7 @@ from marketmeter.domain.controls import ActiveControls
 from marketmeter.domain.ports import Store
 
 log = logging.getLogger("marketmeter.controls")
-FOLLOW_EVERY = 0.5
+FOLLOW_EVERY = 0.25
 HEARTBEAT_EVERY = 2.0
 
 

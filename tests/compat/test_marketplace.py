@@ -31,6 +31,7 @@ from tests.factories import SELLER
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(300)]
 
+FOLLOWED = 0.6  # seconds: every worker has followed the test controls by then (a poll: 0.25 s)
 LIFE = "lifesaas0000000000000001"  # usage-priced SaaS with a fulfillment URL
 CONTRACT = "lifecontract000000000001"  # contract-priced
 
@@ -83,7 +84,7 @@ def real_clock_and_no_faults(request: pytest.FixtureRequest) -> Iterator[None]:
         server: Server = request.getfixturevalue("market")
         cli(server, "clock", "reset")
         cli(server, "faults", "clear")
-        time.sleep(1.0)  # every worker follows within a second
+        time.sleep(FOLLOWED)
 
 
 def cli(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -307,11 +308,11 @@ def test_the_final_hour_accepts_records_until_it_closes(market: Server, receiver
     cli1(market, "subscribe", "--product", LIFE, "--customer-account", who)
     cli1(market, "unsubscribe", "--product", LIFE, "--customer-account", who)
     cli(market, "clock", "advance", "59m")
-    time.sleep(1.2)  # every worker follows within a second
+    time.sleep(FOLLOWED)
     assert batch(market, LIFE, who, moved(59) - timedelta(minutes=1)) == "Success"
     cli(market, "clock", "advance", "2m")
     closed = time.monotonic()
-    time.sleep(1.2)
+    time.sleep(FOLLOWED)
     assert batch(market, LIFE, who, moved(61) - timedelta(minutes=1)) == "CustomerNotSubscribed"
     mine = lambda r: r.json()["detail"]["acceptor"]["accountId"] == who  # noqa: E731
     got = receiver.wait_for("/hour", 4, where=mine, timeout=5 + 1.5)
@@ -329,7 +330,7 @@ def test_subscribing_within_the_hour_calls_the_unsubscribe_off(
     cli(market, "clock", "advance", "30m")
     cli1(market, "subscribe", "--product", LIFE, "--customer-account", who)
     cli(market, "clock", "advance", "45m")
-    time.sleep(1.2)
+    time.sleep(FOLLOWED)
     assert batch(market, LIFE, who, moved(75) - timedelta(minutes=1)) == "Success"
     time.sleep(2)
     mine = lambda r: r.json()["detail"]["acceptor"]["accountId"] == who  # noqa: E731
@@ -405,7 +406,7 @@ def test_get_entitlements_filters_pages_and_expiry(market: Server) -> None:
     assert tier["ExpirationDate"] > datetime.now(UTC)
 
     cli(market, "clock", "advance", "3h")
-    time.sleep(1.2)
+    time.sleep(FOLLOWED)
     later = client.get_entitlements(ProductCode=CONTRACT, Filter={"DIMENSION": ["tier"], **mine})
     assert later["Entitlements"] == []
 
@@ -424,14 +425,14 @@ def test_faults_appear_as_boto3_sees_them(market: Server) -> None:
     before = market.record_count()
 
     cli(market, "faults", "set", "--throttle", "--operation", "BatchMeterUsage")
-    time.sleep(1.2)
+    time.sleep(FOLLOWED)
     with pytest.raises(ClientError) as throttled:
         batch(market, LIFE, who, at)
     assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
     assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
     cli(market, "faults", "set", "--internal-errors", "2")
-    time.sleep(1.2)
+    time.sleep(FOLLOWED)
     with pytest.raises(ClientError) as failed:
         batch(market, LIFE, who, at)
     assert failed.value.response["Error"]["Code"] == "InternalServiceErrorException"
@@ -450,13 +451,13 @@ def test_faults_appear_as_boto3_sees_them(market: Server) -> None:
     assert market.record_count() == before + 1
 
     cli(market, "faults", "set", "--latency", "400", "--operation", "BatchMeterUsage")
-    time.sleep(1.2)
+    time.sleep(FOLLOWED)
     started = time.monotonic()
     assert batch(market, LIFE, who, at - timedelta(hours=2)) == "Success"
     assert time.monotonic() - started >= 0.4
 
     cli(market, "faults", "set", "--unprocessed-rate", "1")
-    time.sleep(1.2)
+    time.sleep(FOLLOWED)
     out = market.client("seller").batch_meter_usage(
         ProductCode=LIFE,
         UsageRecords=[

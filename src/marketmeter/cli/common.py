@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 
 import click
 
-from marketmeter.app import create_service
 from marketmeter.config import Settings
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable
 from marketmeter.domain.service import MeteringService
+from marketmeter.services import create_service
 from marketmeter.store.factory import DEFAULT_DATABASE_URL, UnsupportedDatabase
 
 F = TypeVar("F", bound=Callable[..., Any])

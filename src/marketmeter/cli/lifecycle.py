@@ -9,7 +9,6 @@ import click
 
 from marketmeter.cli.common import database_option, opened, parse_time
 from marketmeter.domain.models import ENTITLEMENT_TYPES
-from marketmeter.fulfillment import post_token
 
 product_option = click.option("--product", "product_code", required=True, help="Product code.")
 account_option = click.option(
@@ -48,6 +47,8 @@ def subscribe(
         click.echo(f"{customer_account} is subscribed to {product_code} already", err=True)
     url = product.fulfillment_url if product is not None else None
     if url:
+        from marketmeter.fulfillment import post_token  # httpx: only when posting
+
         answer = post_token(url, done.token.token, free_trial=free_trial)
         click.echo(answer.describe(url), err=True)
     click.echo(done.token.token)

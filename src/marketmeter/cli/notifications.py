@@ -7,7 +7,6 @@ import click
 
 from marketmeter.cli.common import database_option, opened
 from marketmeter.config import Settings
-from marketmeter.delivery.worker import Deliverer
 
 
 @click.group()
@@ -122,6 +121,8 @@ def deliveries(
 )
 def deliveries_send(database_url: str, public_url: str) -> None:
     """Deliver what is due, once (for scripts that run no server)."""
+    from marketmeter.delivery.worker import Deliverer  # httpx: only when sending
+
     with opened(database_url) as service:
         settings = Settings(database_url=database_url, public_url=public_url)
         deliverer = Deliverer(service.store, service.clock, settings.public_address())

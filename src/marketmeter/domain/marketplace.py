@@ -11,15 +11,11 @@ from datetime import datetime, timedelta
 
 from msgspec.structs import replace
 
-from marketmeter.clock import Clock
 from marketmeter.domain.controls import Faults, TestControls
 from marketmeter.domain.errors import CatalogError, NotFound
-from marketmeter.domain.lifecycle import Lifecycle, Subscribed
-from marketmeter.domain.models import Entitlement, Subscription
+from marketmeter.domain.lifecycle import Lifecycle
 from marketmeter.domain.notifications import iso_millis
 from marketmeter.domain.outbox import Attempt, Delivery
-from marketmeter.domain.ports import Store
-from marketmeter.domain.registration import Registration
 from marketmeter.domain.targets import EventTarget, Webhook, new_event_target, new_webhook
 
 
@@ -29,55 +25,9 @@ class DeliveryReport:
     attempts: list[Attempt]
 
 
-class Marketplace:
-    def __init__(self, store: Store, clock: Clock, registration: Registration) -> None:
-        self._store = store
-        self._clock = clock
-        self._lifecycle = Lifecycle(store, clock, registration)
-
-    # -- the buyer's lifecycle ---------------------------------------------------------
-
-    def subscribe(
-        self,
-        product_code: str,
-        customer_aws_account_id: str,
-        *,
-        free_trial: bool = False,
-        offer_id: str | None = None,
-    ) -> Subscribed:
-        return self._lifecycle.subscribe(
-            product_code, customer_aws_account_id, free_trial=free_trial, offer_id=offer_id
-        )
-
-    def unsubscribe(self, product_code: str, customer_aws_account_id: str) -> Subscription:
-        return self._lifecycle.unsubscribe(product_code, customer_aws_account_id)
-
-    def cancel(self, product_code: str, customer_aws_account_id: str) -> list[Subscription]:
-        return self._lifecycle.cancel(product_code, customer_aws_account_id)
-
-    def set_entitlement(
-        self,
-        product_code: str,
-        customer_aws_account_id: str,
-        dimension: str,
-        value: str,
-        *,
-        type_: str | None = None,
-        expires_at: datetime | None = None,
-    ) -> Entitlement:
-        return self._lifecycle.set_entitlement(
-            product_code,
-            customer_aws_account_id,
-            dimension,
-            value,
-            type_=type_,
-            expires_at=expires_at,
-        )
-
-    def remove_entitlement(
-        self, product_code: str, customer_aws_account_id: str, dimension: str
-    ) -> None:
-        self._lifecycle.remove_entitlement(product_code, customer_aws_account_id, dimension)
+class Marketplace(Lifecycle):
+    """The lifecycle (`Lifecycle`: subscribe, unsubscribe, cancel, entitlements), and what
+    surrounds it: notification targets, deliveries, test controls."""
 
     # -- notification targets ----------------------------------------------------------
 
