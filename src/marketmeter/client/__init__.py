@@ -1,0 +1,100 @@
+"""The seller's typed client of AWS Marketplace Metering and the Entitlement Service —
+against AWS, or marketmeter with `endpoint_url`. Shares nothing with the server but the
+public API.
+
+    from marketmeter.client import MarketplaceMetering, UsageRecord
+    mm = MarketplaceMetering(region_name="us-east-1", endpoint_url=None)
+    res = mm.batch_meter_usage(product_code="…", usage_records=[UsageRecord(...)])
+"""
+
+from marketmeter.client.errors import (
+    ERROR_CLASSES,
+    CustomerNotEntitledException,
+    DisabledApiException,
+    DuplicateRequestException,
+    ExpiredTokenException,
+    IdempotencyConflictException,
+    InternalServiceErrorException,
+    InvalidCustomerIdentifierException,
+    InvalidEndpointRegionException,
+    InvalidLicenseException,
+    InvalidParameterException,
+    InvalidProductCodeException,
+    InvalidPublicKeyVersionException,
+    InvalidRegionException,
+    InvalidTagException,
+    InvalidTokenException,
+    InvalidUsageAllocationsException,
+    InvalidUsageDimensionException,
+    MarketplaceError,
+    PlatformNotSupportedException,
+    ThrottlingException,
+    TimestampOutOfBoundsException,
+)
+from marketmeter.client.metering import MarketplaceMetering
+from marketmeter.client.signatures import (
+    BadSignature,
+    ExpiredSignature,
+    RegistrationSignatureError,
+    WrongNonce,
+    WrongProduct,
+    verify_registration_signature,
+)
+from marketmeter.client.types import (
+    BatchMeterUsageResult,
+    Entitlement,
+    EntitlementValue,
+    GetEntitlementsResult,
+    MeterUsageResult,
+    RegisterUsageResult,
+    ResolveCustomerMetadata,
+    ResolveCustomerResult,
+    Tag,
+    UsageAllocation,
+    UsageRecord,
+    UsageRecordResult,
+)
+
+__all__ = [
+    "ERROR_CLASSES",
+    "BadSignature",
+    "BatchMeterUsageResult",
+    "CustomerNotEntitledException",
+    "DisabledApiException",
+    "DuplicateRequestException",
+    "Entitlement",
+    "EntitlementValue",
+    "ExpiredSignature",
+    "ExpiredTokenException",
+    "GetEntitlementsResult",
+    "IdempotencyConflictException",
+    "InternalServiceErrorException",
+    "InvalidCustomerIdentifierException",
+    "InvalidEndpointRegionException",
+    "InvalidLicenseException",
+    "InvalidParameterException",
+    "InvalidProductCodeException",
+    "InvalidPublicKeyVersionException",
+    "InvalidRegionException",
+    "InvalidTagException",
+    "InvalidTokenException",
+    "InvalidUsageAllocationsException",
+    "InvalidUsageDimensionException",
+    "MarketplaceError",
+    "MarketplaceMetering",
+    "MeterUsageResult",
+    "PlatformNotSupportedException",
+    "RegisterUsageResult",
+    "RegistrationSignatureError",
+    "ResolveCustomerMetadata",
+    "ResolveCustomerResult",
+    "Tag",
+    "ThrottlingException",
+    "TimestampOutOfBoundsException",
+    "UsageAllocation",
+    "UsageRecord",
+    "UsageRecordResult",
+    "WrongNonce",
+    "WrongProduct",
+    "verify_registration_signature",
+]
