@@ -436,6 +436,43 @@ def catalog_apply_timings(dbs: Databases, stores: list[str], customers: int) -> 
     return found
 
 
+def agent_record_rate(work: Path, calls: int = 1_000_000) -> list[Ratio]:
+    """`UsageMeter.record()` from one thread, against the least any recorder must do: a
+    sum in a dictionary under a lock (the baseline, measured in the same run)."""
+    import threading
+
+    from marketmeter.agent import UsageMeter
+
+    meter = UsageMeter(
+        bench_catalog.SAAS,
+        work / "agent-outbox.db",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="AKIANOTUSED000000001",
+        aws_secret_access_key="not-used-" + "0" * 31,
+        background=False,
+    )
+    customers = [bench_catalog.customer_identifier(i) for i in range(1000)]
+    started = time.perf_counter()
+    for i in range(calls):
+        meter.record(customers[i % 1000], "saas_dim_0", 1)
+    agent = calls / (time.perf_counter() - started)
+    meter.close()
+    sums: dict[tuple[str, str], int] = {}
+    lock = threading.Lock()
+    started = time.perf_counter()
+    for i in range(calls):
+        key = (customers[i % 1000], "saas_dim_0")
+        with lock:
+            sums[key] = sums.get(key, 0) + 1
+    bare = calls / (time.perf_counter() - started)
+    print(f"· agent record(): {agent:,.0f} calls/s; a bare locked dictionary sum: {bare:,.0f}")
+    return [
+        Ratio("agent record() calls/s, one thread", agent, "≥ 200,000", agent >= 200_000),
+        Ratio("agent record() ÷ a bare locked dictionary sum (calls/s)", agent / bare, "", None),
+    ]
+
+
 def uvicorn_options(port: int, workers: int, http: str) -> list[str]:
     """uvicorn's command-line options for a server run as `marketmeter serve` runs it."""
     return [
@@ -572,7 +609,7 @@ def main() -> None:
         "--only",
         default="",
         help="run the scenarios whose name contains one of these ('; '); 'catalog' times "
-        "catalog apply",
+        "catalog apply, 'agent' the agent's record()",
     )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument(
@@ -678,11 +715,13 @@ def main() -> None:
             )
             results.append(result)
         applied: list[Ratio] = []
-        if args.catalog_customers > 0:
+        if not args.only or "agent" in args.only:
+            applied += agent_record_rate(work)
+        if args.catalog_customers > 0 and (not args.only or "catalog" in args.only):
             stores = ["sqlite"] + (
                 ["postgresql"] if not args.no_postgres and Databases.postgres_installed() else []
             )
-            applied = catalog_apply_timings(dbs, stores, args.catalog_customers)
+            applied += catalog_apply_timings(dbs, stores, args.catalog_customers)
         rss: list[RssSample] = []
         dbs.close()  # PostgreSQL is done with: stop it before the sustained run
         if args.rss_minutes > 0:

@@ -180,3 +180,33 @@ def test_bad_input_is_refused_and_nothing_is_kept(
             agent.record(**arguments)
     assert agent.sync() == 0
     agent.close()
+
+
+def test_heartbeats_send_a_zero_for_an_idle_hour(
+    stubbed: tuple[MarketplaceMetering, Stubber], tmp_path: Path
+) -> None:
+    client, stub = stubbed
+    now = [HOUR + timedelta(minutes=10)]
+    agent = UsageMeter(
+        "prod1", tmp_path / "outbox.db", client=client, clock=lambda: now[0], background=False
+    )
+    agent.keep_alive("cust-a", ["users"])
+    agent.sync()  # during the hour: a zero is kept for it
+    now[0] = NOW
+    stub.add_response(
+        "batch_meter_usage",
+        {"Results": [], "UnprocessedRecords": []},
+        {
+            "ProductCode": "prod1",
+            "UsageRecords": [
+                {
+                    "Timestamp": HOUR,
+                    "Dimension": "users",
+                    "CustomerIdentifier": "cust-a",
+                    "Quantity": 0,
+                }
+            ],
+        },
+    )
+    agent.send(settled=False)
+    agent.close()

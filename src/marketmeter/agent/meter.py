@@ -75,6 +75,7 @@ class UsageMeter:
         self._pending: dict[_Key, list[Any]] = {}
         self._lock = threading.Lock()
         self._tags: dict[tuple[tuple[str, str], ...], Tags] = {}
+        self._alive: set[tuple[str, str, str, str]] = set()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         if background:
@@ -121,6 +122,23 @@ class UsageMeter:
                 entry[0] += micros
                 entry[1] = entry[1] or fractional
 
+    def keep_alive(
+        self,
+        customer: str | None = None,
+        dimensions: Collection[str] = (),
+        *,
+        customer_account: str | None = None,
+        license_arn: str | None = None,
+    ) -> None:
+        """Heartbeats: from now on, every hour in which the customer uses none of
+        `dimensions` is sent as a zero-quantity record of each (some sellers' contracts
+        want a record every hour)."""
+        kind, who = self._customer(customer, customer_account, license_arn)
+        for dimension in dimensions:
+            if self._dimensions is not None and dimension not in self._dimensions:
+                raise ValueError(f"{dimension!r} is not a dimension of {self.product_code}")
+            self._alive.add((kind, who, license_arn or "", dimension))
+
     def _customer(
         self, customer: str | None, account: str | None, license_arn: str | None
     ) -> tuple[str, str]:
@@ -154,7 +172,10 @@ class UsageMeter:
 
     def sync(self) -> int:
         """Write what was recorded since the last sync to the outbox; how many entries."""
+        hour = int(self._now()) // 3600 * 3600
         with self._lock:
+            for kind, who, license_arn, dimension in self._alive:  # heartbeats: a zero
+                self._pending.setdefault((kind, who, license_arn, dimension, (), hour), [0, False])
             taken, self._pending = self._pending, {}
         if not taken:
             return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from marketmeter import __version__
+from marketmeter.cli.agent import agent
 from marketmeter.cli.catalog import catalog, keys, token
 from marketmeter.cli.controls import clock, faults
 from marketmeter.cli.lifecycle import entitlement, subscribe, subscription, unsubscribe
@@ -40,5 +41,6 @@ for command in (
     faults,
     records,
     keys,
+    agent,
 ):
     main.add_command(command)
