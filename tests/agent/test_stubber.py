@@ -182,6 +182,22 @@ def test_bad_input_is_refused_and_nothing_is_kept(
     agent.close()
 
 
+def test_more_tag_keys_in_an_hour_than_one_record_allows_is_refused_at_record(
+    stubbed: tuple[MarketplaceMetering, Stubber], tmp_path: Path
+) -> None:
+    client, _ = stubbed
+    agent = meter(client, tmp_path, [])
+    for i in range(5):  # five distinct keys in one hour of one customer: allowed
+        agent.record("a", "users", 1, tags={f"k{i}": "v"}, at=HOUR)
+    agent.record("a", "users", 1, tags={"k0": "w", "k4": "v"}, at=HOUR)  # known keys
+    with pytest.raises(ValueError, match="at most 5 distinct tag keys"):
+        agent.record("a", "users", 1, tags={"k5": "v"}, at=HOUR)
+    agent.record("a", "users", 1, tags={"k5": "v"}, at=HOUR + timedelta(hours=1))  # next hour
+    agent.record("b", "users", 1, tags={"k5": "v"}, at=HOUR)  # another customer
+    assert agent.sync() == 8  # the refused call kept nothing
+    agent.close()
+
+
 def test_heartbeats_send_a_zero_for_an_idle_hour(
     stubbed: tuple[MarketplaceMetering, Stubber], tmp_path: Path
 ) -> None:

@@ -1,6 +1,6 @@
-"""The integration test in docs/testing-your-integration.md runs, as a seller would run it:
-the page shows docs/examples/test_seller_integration.py whole, and pytest runs that file in
-a process of its own, with `marketmeter` on the PATH."""
+"""The examples of the docs run, as a seller would run them: each page shows its example
+file whole (docs/examples/), and pytest runs the examples in a process of its own, with
+`marketmeter` on the PATH."""
 
 from __future__ import annotations
 
@@ -15,25 +15,32 @@ import pytest
 pytestmark = pytest.mark.compat
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-EXAMPLE = DOCS / "examples" / "test_seller_integration.py"
+EXAMPLES = DOCS / "examples"
+PAGES = {
+    "testing-your-integration.md": ["test_seller_integration.py"],
+    "client.md": ["test_client_example.py"],
+    "agent.md": ["test_agent_example.py", "conftest.py"],
+}
 
 
-def test_the_page_shows_the_example_whole() -> None:
-    page = (DOCS / "testing-your-integration.md").read_text()
-    assert f"```python\n{EXAMPLE.read_text()}```" in page
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_each_page_shows_its_examples_whole(page: str) -> None:
+    text = (DOCS / page).read_text()
+    for example in PAGES[page]:
+        assert f"```python\n{(EXAMPLES / example).read_text()}```" in text, example
 
 
-def test_the_example_passes(tmp_path: Path) -> None:
-    shutil.copy(EXAMPLE, tmp_path)
+def test_the_examples_pass(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES, tmp_path, dirs_exist_ok=True)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", EXAMPLE.name],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "."],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 passed" in done.stdout
+    assert "4 passed" in done.stdout

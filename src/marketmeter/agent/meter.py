@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from marketmeter.agent.outbox import Outbox, UsageKey
-from marketmeter.agent.rules import MICROS, Tags, checked_tags, hour_of, to_micros
+from marketmeter.agent.rules import (
+    MAX_ALLOCATIONS,
+    MAX_DISTINCT_KEYS,
+    MICROS,
+    Tags,
+    checked_tags,
+    hour_of,
+    to_micros,
+)
 from marketmeter.agent.sender import Outcome, Sender
 from marketmeter.client import MarketplaceMetering
 
@@ -76,6 +84,7 @@ class UsageMeter:
         self._lock = threading.Lock()
         self._tags: dict[tuple[tuple[str, str], ...], Tags] = {}
         self._alive: set[tuple[str, str, str, str]] = set()
+        self._allocated: dict[tuple[str, str, str, str, int], tuple[set[str], set[Tags]]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         if background:
@@ -113,14 +122,42 @@ class UsageMeter:
             micros, fractional = to_micros(quantity)
         hour = hour_of(at) if at is not None else int(self._now()) // 3600 * 3600
         kind, who = self._customer(customer, customer_account, license_arn)
-        key: _Key = (kind, who, license_arn or "", dimension, self._tag_key(tags), hour)
+        tag_set = self._tag_key(tags)
+        key: _Key = (kind, who, license_arn or "", dimension, tag_set, hour)
         with self._lock:
+            if tag_set:
+                self._check_allocations(key)
             entry = self._pending.get(key)
             if entry is None:
                 self._pending[key] = [micros, fractional]
             else:
                 entry[0] += micros
                 entry[1] = entry[1] or fractional
+
+    def _check_allocations(self, key: _Key) -> None:
+        """AWS's limits on one record's allocations — at most 5 distinct tag keys and 2,500
+        tag sets per customer, dimension and hour — for what this process recorded (the
+        sender checks again what several processes recorded together)."""
+        group = key[:4] + key[5:]
+        seen = self._allocated.get(group)
+        if seen is None:
+            seen = self._allocated[group] = (set(), set())
+        keys, tag_sets = seen
+        tag_set = key[4]
+        if tag_set in tag_sets:
+            return
+        more = keys.union(k for k, _ in tag_set)
+        if len(more) > MAX_DISTINCT_KEYS:
+            raise ValueError(
+                f"at most {MAX_DISTINCT_KEYS} distinct tag keys in one hour of {key[3]!r} "
+                f"for one customer: {', '.join(sorted(more))}"
+            )
+        if len(tag_sets) >= MAX_ALLOCATIONS:
+            raise ValueError(
+                f"at most {MAX_ALLOCATIONS} tag sets in one hour of {key[3]!r} for one customer"
+            )
+        keys.update(more)
+        tag_sets.add(tag_set)
 
     def keep_alive(
         self,
@@ -177,6 +214,8 @@ class UsageMeter:
             for kind, who, license_arn, dimension in self._alive:  # heartbeats: a zero
                 self._pending.setdefault((kind, who, license_arn, dimension, (), hour), [0, False])
             taken, self._pending = self._pending, {}
+            for group in [g for g in self._allocated if g[4] < hour - 25 * 3600]:
+                del self._allocated[group]  # past every window: never sent again
         if not taken:
             return 0
         deltas = {
