@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from typing import Any
 
 from marketmeter.background import ControlsFollower
@@ -13,6 +14,7 @@ from marketmeter.config import Settings
 from marketmeter.delivery.endpoint import SnsEndpoint
 from marketmeter.delivery.worker import Deliverer, DeliveryWorker
 from marketmeter.domain.controls import ActiveControls
+from marketmeter.domain.models import AccessKey
 from marketmeter.domain.ports import Store
 from marketmeter.protocol.endpoint import MeteringEndpoint
 from marketmeter.services import create_service
@@ -21,10 +23,15 @@ from marketmeter.store.cache import CachedStore
 
 
 def create_app(
-    settings: Settings, store: Store | None = None, clock: Clock | None = None
+    settings: Settings,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    *,
+    stand_in: Callable[[str], AccessKey] | None = None,
 ) -> Application:
     """A server process's application: its catalog reads cached (`CachedStore`), the
-    outbox delivered, and — under `--test-controls` — the test controls obeyed."""
+    outbox delivered, and — under `--test-controls` — the test controls obeyed.
+    `stand_in`: the in-process mock's identity for unknown access keys (`Authenticator`)."""
     cached = CachedStore(store or open_store(settings.database_url))
     base_clock = clock or SystemClock()
     service_clock: Clock = base_clock
@@ -35,7 +42,8 @@ def create_app(
     if isinstance(service_clock, OffsetClock):
         service.controls = ActiveControls()
         follower = ControlsFollower(cached, service_clock, service.controls)
-    endpoint = MeteringEndpoint(service, threads=settings.threads)
+        cached.on_controls_change(follower.follow)  # obeyed from the next request on
+    endpoint = MeteringEndpoint(service, threads=settings.threads, stand_in=stand_in)
     deliverer = Deliverer(cached, service_clock, settings.public_address())
     return Application(
         endpoint,
@@ -67,7 +75,7 @@ class Application:
         self.service = endpoint.service
         self._sns = sns
         self._worker = worker
-        self._follower = follower
+        self.follower = follower
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -90,16 +98,16 @@ class Application:
 
     def startup(self, loop: asyncio.AbstractEventLoop) -> None:
         self.endpoint.startup(loop)
-        if self._follower is not None:
-            self._follower.start()
+        if self.follower is not None:
+            self.follower.start()
         if self._worker is not None:
             self._worker.start()
 
     def close(self) -> None:
         if self._worker is not None:
             self._worker.stop()
-        if self._follower is not None:
-            self._follower.stop()
+        if self.follower is not None:
+            self.follower.stop()
         self.endpoint.close()
 
 

@@ -1,7 +1,8 @@
 """A server process's background work, beside its requests: delivering the outbox
 (`delivery.worker`), and — under `serve --test-controls` — following the test controls
-kept in the database (the clock's offset, the faults) twice a second, and saying so with a
-heartbeat the command line looks for."""
+kept in the database (the clock's offset, the faults): at once when the cache hears they
+changed (`CachedStore.on_controls_change`), and every 0.25 s as a safety net; and saying
+so with a heartbeat the command line looks for."""
 
 from __future__ import annotations
 

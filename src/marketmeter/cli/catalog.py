@@ -6,12 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
-import yaml
 
+from marketmeter.catalog_source import CatalogFileError, load_catalog
 from marketmeter.cli.common import database_option, opened
-from marketmeter.documents import read_document
-from marketmeter.domain.catalog_file import parse_catalog
-from marketmeter.domain.errors import MeteringError
 
 
 @click.group()
@@ -25,14 +22,10 @@ def catalog() -> None:
 def catalog_apply(database_url: str, file: Path) -> None:
     """Create or update everything FILE (YAML or JSON) describes. Idempotent."""
     try:
-        document = read_document(file)
-    except yaml.YAMLError as exc:
-        raise click.ClickException(f"{file}: not valid YAML or JSON: {exc}") from None
+        parsed = load_catalog(file)
+    except CatalogFileError as exc:
+        raise click.ClickException(str(exc)) from None
     with opened(database_url) as service:
-        try:
-            parsed = parse_catalog(document)
-        except MeteringError as exc:
-            raise click.ClickException(f"{file}: {exc}") from None
         summary = service.apply_catalog(parsed)
     click.echo(
         f"applied {file}: {summary.accounts} accounts, {summary.access_keys} access keys, "

@@ -14,8 +14,8 @@ from marketmeter.config import Settings
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable
 from marketmeter.domain.service import MeteringService
-from marketmeter.services import create_service
-from marketmeter.store.factory import DEFAULT_DATABASE_URL, UnsupportedDatabase
+from marketmeter.services import create_service, marketplace_clock
+from marketmeter.store.factory import DEFAULT_DATABASE_URL, UnsupportedDatabase, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,7 +34,10 @@ def database_option(f: F) -> F:
 @contextmanager
 def opened(database_url: str, **settings: Any) -> Iterator[MeteringService]:
     try:
-        service = create_service(Settings(database_url=database_url, **settings))
+        store = open_store(database_url)
+        service = create_service(
+            Settings(database_url=database_url, **settings), store, marketplace_clock(store)
+        )
     except (UnsupportedDatabase, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     try:

@@ -36,7 +36,7 @@ class Deliverer:
         self._clock = clock
         self._public_url = public_url
         self._signer: sns.SnsSigner | None = None
-        self._client = httpx.Client(timeout=ATTEMPT_TIMEOUT, follow_redirects=False)
+        self._http: httpx.Client | None = None  # made on first use: its TLS set-up is slow
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
         self._threads = threads
         self._busy = 0
@@ -65,7 +65,14 @@ class Deliverer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._client.close()
+        if self._http is not None:
+            self._http.close()
+
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=ATTEMPT_TIMEOUT, follow_redirects=False)
+            return self._http
 
     def _send_in_order(self, deliveries: list[Delivery]) -> None:
         try:
@@ -87,7 +94,7 @@ class Deliverer:
         else:
             url, body, headers = request
             try:
-                status = self._client.post(url, content=body, headers=headers).status_code
+                status = self._client().post(url, content=body, headers=headers).status_code
                 if not succeeded(status):
                     error = f"HTTP {status}"
             except httpx.HTTPError as exc:

@@ -28,10 +28,13 @@ class CatalogService:
         self._store = store
         self._clock = clock
 
-    def apply(self, catalog: Catalog) -> ApplySummary:
+    def apply(self, catalog: Catalog, *, clear: bool = False) -> ApplySummary:
+        """Upsert what the catalog holds. With `clear`, in the same transaction, first
+        delete everything else (`Transaction.clear_marketplace`): the marketplace as the
+        catalog alone makes it — a test's fresh start."""
         now = self._clock.now()
         try:
-            self._apply(catalog, now)
+            self._apply(catalog, now, clear)
         except StoreConflict as exc:
             raise CatalogError(f"the catalog conflicts with what is stored: {exc}") from exc
         return ApplySummary(
@@ -41,7 +44,7 @@ class CatalogService:
             len(catalog.subscriptions),
         )
 
-    def _apply(self, catalog: Catalog, now: datetime) -> None:
+    def _apply(self, catalog: Catalog, now: datetime, clear: bool) -> None:
         # RSA keys take a while to make: made before the write lock is taken.
         first_keys = {
             p.product_code: new_signing_key(p.product_code, 1, now)
@@ -50,6 +53,8 @@ class CatalogService:
             and self._store.latest_signing_key_version(p.product_code) is None
         }
         with self._store.transaction() as tx:
+            if clear:
+                tx.clear_marketplace()
             tx.upsert_accounts(catalog.accounts)
             tx.upsert_access_keys(catalog.access_keys)
             in_file = {a.account_id for a in catalog.accounts}

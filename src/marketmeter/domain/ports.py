@@ -63,10 +63,11 @@ class CatalogChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
     `kind` "all" means anything may have changed; "account", "access_key" and "product"
     name the changed row by `id` (a product's signing keys count as the product); a
-    "subscription" change carries the subscription's identity as it is now.
+    "subscription" change carries the subscription's identity as it is now. "controls":
+    the test controls changed (the clock's offset, the faults).
     """
 
-    kind: Literal["all", "account", "access_key", "product", "subscription"]
+    kind: Literal["all", "account", "access_key", "product", "subscription", "controls"]
     id: str = ""
     product_code: str = ""
     customer_aws_account_id: str = ""
@@ -226,6 +227,12 @@ class Transaction(Reader, Protocol):
 
     def claim_client_token(self, entry: ClientTokenEntry) -> ClientTokenEntry:
         """Store `entry` unless the (account, token) pair is taken; return the occupant."""
+        ...
+
+    def clear_marketplace(self) -> None:
+        """Delete everything but the schema, the first signing key of each product and the
+        SNS key: accounts, keys, products, subscriptions, records, tokens, entitlements,
+        notification targets, deliveries; the test controls back to none."""
         ...
 
     def upsert_accounts(self, accounts: Sequence[Account]) -> None: ...

@@ -149,8 +149,8 @@ class MeteringService:
 
     # -- administration ----------------------------------------------------------------
 
-    def apply_catalog(self, catalog: Catalog) -> ApplySummary:
-        return self._catalog.apply(catalog)
+    def apply_catalog(self, catalog: Catalog, *, clear: bool = False) -> ApplySummary:
+        return self._catalog.apply(catalog, clear=clear)
 
     def issue_registration_token(
         self, product_code: str, customer_aws_account_id: str, expires_in: timedelta | None = None

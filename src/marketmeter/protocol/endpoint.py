@@ -21,6 +21,7 @@ import orjson
 
 from marketmeter import __version__
 from marketmeter.domain.errors import MeteringError
+from marketmeter.domain.models import AccessKey
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable
 from marketmeter.domain.service import MeteringService
 from marketmeter.protocol.authentication import Authenticator
@@ -57,11 +58,14 @@ class MeteringEndpoint:
         threads: int = 8,
         max_body_bytes: int = MAX_BODY_BYTES,
         verifier: SigV4Verifier | None = None,
+        stand_in: Callable[[str], AccessKey] | None = None,
     ) -> None:
         self.service = service
         self._max_body = max_body_bytes
         self._operations = compile_operations()
-        self._auth = Authenticator(service.access_key, verifier or SigV4Verifier(signing_name()))
+        self._auth = Authenticator(
+            service.access_key, verifier or SigV4Verifier(signing_name()), stand_in=stand_in
+        )
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="metering")
         # A store whose calls are brief local work (SQLite) runs on the event loop itself;
         # one that waits on a network (PostgreSQL) runs on the worker threads.

@@ -31,6 +31,7 @@ __all__ = [
     "SignedRequest",
     "UnrecognizedClient",
     "VerifiedSignature",
+    "credential_scope",
 ]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -455,6 +456,18 @@ class SigV4Verifier:
             signed_at=signed_at,
             session_token=hmap.get("x-amz-security-token"),
         )
+
+
+def credential_scope(request: SignedRequest) -> tuple[str, str] | None:
+    """The access key id and Region a request's Authorization header names, unverified."""
+    for name, value in request.headers:
+        if name == "authorization":
+            for token in value.replace(",", " ").split():
+                if token.startswith("Credential="):
+                    scope = token[len("Credential=") :].split("/")
+                    if len(scope) == 5 and scope[0] and scope[2]:
+                        return scope[0], scope[2]
+    return None
 
 
 def _date_scope_message(scope_date: str, timestamp: str) -> str:

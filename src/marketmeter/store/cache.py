@@ -22,6 +22,7 @@ registration tokens are never cached, and nothing inside a transaction is.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
@@ -41,6 +42,7 @@ from marketmeter.domain.ports import (
 )
 from marketmeter.store.delegate import DelegatingStore
 
+log = logging.getLogger("marketmeter.cache")
 T = TypeVar("T")
 _MISSING = object()
 _NONE: tuple[Subscription, ...] = ()
@@ -97,6 +99,12 @@ class CachedStore(DelegatingStore):
         self._warm_tried: set[str] = set()
         self._held = 0  # subscription tuples held in `_products`
         self._generation = 0  # bumped by every change applied: loads before it are not kept
+        self._controls_listeners: list[Callable[[], None]] = []
+
+    def on_controls_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when a change of the test controls is heard (or anything may
+        have changed), before the read that heard it goes on."""
+        self._controls_listeners.append(listener)
 
     # -- keeping up with changes -----------------------------------------------------------
 
@@ -109,12 +117,15 @@ class CachedStore(DelegatingStore):
     def _apply(self, changes: list[CatalogChange] | None) -> None:
         if changes is None:
             self._drop_all()
+            self._controls_changed()
             return
         if not changes:
             return
         self._generation += 1
         for change in changes:
-            if change.kind == "account":
+            if change.kind == "controls":
+                self._controls_changed()
+            elif change.kind == "account":
                 self._entries.pop(("account", change.id), None)
             elif change.kind == "access_key":
                 self._entries.pop(("key", change.id), None)
@@ -122,6 +133,13 @@ class CachedStore(DelegatingStore):
                 self._forget_product(change.id)
             elif change.kind == "subscription":
                 self._forget_subscription(change)
+
+    def _controls_changed(self) -> None:
+        for listener in self._controls_listeners:
+            try:
+                listener()
+            except Exception as exc:  # the follower's safety net catches up
+                log.warning("following changed test controls failed: %s", exc)
 
     def _drop_all(self) -> None:
         self._generation += 1

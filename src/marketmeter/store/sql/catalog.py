@@ -222,6 +222,23 @@ class CatalogReads:
         return None if row is None or row[0] is None else int(row[0])
 
 
+_CLEARED = (
+    "delivery_attempts",
+    "deliveries",
+    "webhooks",
+    "event_targets",
+    "entitlements",
+    "client_tokens",
+    "metering_records",
+    "registration_tokens",
+    "subscriptions",
+    "products",
+    "access_keys",
+    "accounts",
+)
+"""Child tables before their parents."""
+
+
 class CatalogWrites(CatalogReads):
     """Catalog writes inside a transaction. Each notes what it changed in `changes`, which
     the store publishes with the transaction (`store.sql.changes`)."""
@@ -233,6 +250,18 @@ class CatalogWrites(CatalogReads):
         for start in range(0, len(rows), CHUNK):
             source, params = rows_select(run.dialect, table.types, rows[start : start + CHUNK])
             run.execute(table.upsert(source), params)
+
+    def clear_marketplace(self) -> None:
+        run = self._runner()
+        for table in _CLEARED:
+            run.execute(f"DELETE FROM {table}", ())  # noqa: S608 - names of our own tables
+        run.execute("DELETE FROM signing_keys WHERE version > 1", ())
+        run.execute(
+            "UPDATE test_controls SET clock_offset_ms = 0, faults = NULL, internal_errors = 0 "
+            "WHERE id = 1",
+            (),
+        )
+        self.changes.append(CatalogChange("all"))
 
     def upsert_accounts(self, accounts: Sequence[Account]) -> None:
         latest = {a.account_id: a for a in accounts}  # one statement may touch a row once

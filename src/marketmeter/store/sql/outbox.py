@@ -18,6 +18,7 @@ import orjson
 
 from marketmeter.domain.controls import Faults, TestControls
 from marketmeter.domain.outbox import Attempt, Delivery
+from marketmeter.domain.ports import CatalogChange
 from marketmeter.domain.targets import EventTarget, Webhook
 from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import dump_json, opt_from_ms, opt_to_ms
@@ -112,6 +113,8 @@ class OutboxReads:
 
 
 class OutboxWrites(OutboxReads):
+    changes: list[CatalogChange]
+
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         run = self._runner()
         for d in deliveries:
@@ -207,7 +210,10 @@ class OutboxWrites(OutboxReads):
         return kept
 
     def update_test_controls(self, controls: TestControls) -> None:
+        """Changed controls are published as a catalog change: every server process obeys
+        them from its next request on."""
         faults = None if controls.faults is None else msgspec.json.encode(controls.faults).decode()
+        self.changes.append(CatalogChange("controls"))
         self._runner().execute(
             "UPDATE test_controls SET clock_offset_ms = ?, faults = ?, internal_errors = ?, "
             "served_at = ? WHERE id = 1",
