@@ -17,6 +17,7 @@ from marketmeter.domain.errors import NotFound
 from marketmeter.domain.marketplace import DeliveryReport
 from marketmeter.domain.models import Entitlement, Subscription
 from marketmeter.domain.service import MeteringService
+from marketmeter.domain.targets import EventTarget, Webhook
 from marketmeter.domain.usage import (
     DEFAULT_GROUP,
     Period,
@@ -172,6 +173,24 @@ class MarketplaceHandle:
         end = now if end is None else _aware(end)
         records = find_records(service.store, RecordQuery(product, start=start, end=end))
         return usage_report(records, product, by=by, start=start, end=end, group=group)
+
+    def add_webhook(
+        self,
+        product: str,
+        url: str,
+        *,
+        topic: str = "subscription",
+        signature_version: str = "1",
+    ) -> Webhook:
+        """Subscribe an endpoint to a product's SNS topic (`subscription` or
+        `entitlement`); it is sent a SubscriptionConfirmation first."""
+        return self.service.marketplace.add_webhook(product, url, topic, signature_version)
+
+    def add_event_target(
+        self, url: str, *, product: str | None = None, headers: list[str] | None = None
+    ) -> EventTarget:
+        """Send the EventBridge events (of one product, or all) to `url`."""
+        return self.service.marketplace.add_event_target(url, product, headers)
 
     def deliveries(
         self, product: str | None = None, *, failed: bool = False

@@ -119,6 +119,8 @@ class InProcessMarketplace:
             (name.lower().encode("latin-1"), _header_bytes(value))
             for name, value in request.headers.items()
         ]
+        if not any(name == b"host" for name, _ in headers):  # HTTP's client adds it on send
+            headers.append((b"host", parts.netloc.encode("latin-1")))
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
 Credentials = Literal["any", "catalog"]
 F = TypeVar("F", bound=Callable[..., Any])
 HANDLE_ARGUMENT = "marketplace"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAMARKETMETERMOCK1",
+    "AWS_SECRET_ACCESS_KEY": "marketmeter-mock-secret-not-checked-000",
+}
+"""Set while a mock taking any credentials is active, when the environment names none."""
 
 
 class MockHandle(MarketplaceHandle):
@@ -88,6 +94,7 @@ class MockMarketplace:
         self.inprocess: InProcessMarketplace | None = None
         self.active = False
         self._handle: MockHandle | None = None
+        self._set_environment: list[str] = []
 
     @property
     def handle(self) -> MockHandle:
@@ -107,6 +114,11 @@ class MockMarketplace:
         )
         self.active = True
         self._handle = MockHandle(self)
+        self._set_environment = []
+        if self._any and not any(os.environ.get(v) for v in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")):
+            for name, value in FAKE_CREDENTIALS.items():  # so that boto3 finds some
+                os.environ[name] = value
+                self._set_environment.append(name)
         hook.activate(self.inprocess)
         return self._handle
 
@@ -115,6 +127,10 @@ class MockMarketplace:
             return
         hook.deactivate(self.inprocess)
         self.active = False
+        for name in self._set_environment:
+            if os.environ.get(name) == FAKE_CREDENTIALS[name]:
+                del os.environ[name]
+        self._set_environment = []
         self.inprocess.close()
 
     def __enter__(self) -> MockHandle:
@@ -156,6 +172,7 @@ def mock_marketplace(
 
     `credentials="any"` (the default): access keys of the catalog are verified as on AWS;
     any other credentials act as `account` (default: the catalog's one seller, or
-    123456789012), unverified — as moto takes any credentials. `"catalog"`: only the
-    catalog's keys, every signature verified."""
+    123456789012), unverified — as moto takes any credentials; when the environment names
+    no credentials (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`), fake ones are set in it while the
+    mock is active. `"catalog"`: only the catalog's keys, every signature verified."""
     return MockMarketplace(catalog, credentials=credentials, account=account)

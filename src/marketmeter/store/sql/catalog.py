@@ -254,7 +254,7 @@ class CatalogWrites(CatalogReads):
     def clear_marketplace(self) -> None:
         run = self._runner()
         for table in _CLEARED:
-            run.execute(f"DELETE FROM {table}", ())  # noqa: S608 - names of our own tables
+            run.execute(f"DELETE FROM {table}", ())  # the names of our own tables
         run.execute("DELETE FROM signing_keys WHERE version > 1", ())
         run.execute(
             "UPDATE test_controls SET clock_offset_ms = 0, faults = NULL, internal_errors = 0 "
