@@ -15,6 +15,8 @@ from marketmeter.store.sqlite import SqliteStore
 from tests.factories import make_catalog
 from tests.postgres import TemporaryPostgres, find_bindir
 
+pytest_plugins = ["pytester"]  # tests/testing runs seller projects with the plugin
+
 NOW = datetime(2026, 3, 15, 12, 30, 0, tzinfo=UTC)
 
 
