@@ -609,7 +609,7 @@ def main() -> None:
         "--only",
         default="",
         help="run the scenarios whose name contains one of these ('; '); 'catalog' times "
-        "catalog apply, 'agent' the agent's record()",
+        "catalog apply, 'agent' the agent's record(), 'kit' the testing kit",
     )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument(
@@ -717,6 +717,10 @@ def main() -> None:
         applied: list[Ratio] = []
         if not args.only or "agent" in args.only:
             applied += agent_record_rate(work)
+        if not args.only or "kit" in args.only:
+            from bench.testing_kit import testing_kit_timings
+
+            applied += testing_kit_timings()
         if args.catalog_customers > 0 and (not args.only or "catalog" in args.only):
             stores = ["sqlite"] + (
                 ["postgresql"] if not args.no_postgres and Databases.postgres_installed() else []

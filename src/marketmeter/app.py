@@ -32,7 +32,9 @@ def create_app(
     """A server process's application: its catalog reads cached (`CachedStore`), the
     outbox delivered, and — under `--test-controls` — the test controls obeyed.
     `stand_in`: the in-process mock's identity for unknown access keys (`Authenticator`)."""
-    cached = CachedStore(store or open_store(settings.database_url))
+    cached = CachedStore(
+        store or open_store(settings.database_url), remember_unknown_keys=stand_in is not None
+    )
     base_clock = clock or SystemClock()
     service_clock: Clock = base_clock
     follower = None

@@ -17,6 +17,7 @@ from marketmeter.protocol.sigv4 import (
     SignedRequest,
     SigV4Error,
     SigV4Verifier,
+    UnrecognizedClient,
     credential_scope,
 )
 
@@ -42,33 +43,24 @@ class Authenticator:
         self._stand_in = stand_in
 
     def authenticate(self, request: SignedRequest) -> Caller:
-        try:
-            return self._authenticate(request)
-        except ProtocolError as exc:
-            if self._stand_in is None or exc.message != INVALID_TOKEN:
-                raise
-            scope = credential_scope(request)
-            if scope is None:
-                raise
-            access_key_id, region = scope
-            if self._lookup(access_key_id) is not None:
-                raise  # a known key with a wrong token is refused, as ever
-            return Caller(access_key=self._stand_in(access_key_id), region=region)
-
-    def _authenticate(self, request: SignedRequest) -> Caller:
         found: dict[str, AccessKey] = {}
+        unknown: list[str] = []
 
         def secret_for(access_key_id: str) -> str | None:
-            if not _plausible_key_id(access_key_id):
-                return None  # no such key can exist (the catalog admits these only)
-            key = self._lookup(access_key_id)
-            if key is None:
+            key = self._lookup(access_key_id) if _plausible_key_id(access_key_id) else None
+            if key is None:  # (implausible ids: no such key can exist in the catalog)
+                unknown.append(access_key_id)
                 return None
             found[access_key_id] = key
             return key.secret_access_key
 
         try:
             signature = self._verifier.verify(request, secret_for)
+        except UnrecognizedClient as exc:
+            scope = credential_scope(request)
+            if self._stand_in is not None and unknown and scope is not None:
+                return Caller(access_key=self._stand_in(unknown[0]), region=scope[1])
+            raise ProtocolError(exc.aws_type, exc.message) from None
         except SigV4Error as exc:
             raise ProtocolError(exc.aws_type, exc.message) from None
         key = found[signature.access_key_id]

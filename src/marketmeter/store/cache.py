@@ -88,8 +88,13 @@ class CachedStore(DelegatingStore):
         *,
         max_entries: int = MAX_ENTRIES,
         warm_limit: int = WARM_LIMIT,
+        remember_unknown_keys: bool = False,
     ) -> None:
+        """`remember_unknown_keys`: keep the absence of an access key too (an in-process
+        mock, where unknown keys are everyday callers); a server does not, as anyone may
+        send any key id."""
         super().__init__(store)
+        self._remember_unknown_keys = remember_unknown_keys
         self._max_entries = max_entries
         self._warm_limit = warm_limit
         self._watch: CatalogWatch = store.watch_catalog()
@@ -322,11 +327,12 @@ class CachedStore(DelegatingStore):
     # -- cached catalog reads --------------------------------------------------------------
 
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
-        # Unknown keys are not remembered: they come from requests nobody has authenticated.
+        # Unknown keys are not remembered on a server: they come from requests nobody has
+        # authenticated. (A key added later is a published change: it drops the absence.)
         return self._cached(
             ("key", access_key_id),
             lambda: self.inner.get_access_key(access_key_id),
-            remember_absence=False,
+            remember_absence=self._remember_unknown_keys,
         )
 
     def get_account(self, account_id: str) -> Account | None:

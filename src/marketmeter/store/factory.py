@@ -15,7 +15,8 @@ class UnsupportedDatabase(ValueError):
 
 def open_store(url: str) -> Store:
     """`sqlite:///relative.db`, `sqlite:////absolute/path.db` (options `busy_timeout_ms`,
-    default 5000, and `synchronous`, NORMAL or FULL), or `postgresql://user@host:port/db`
+    default 5000, and `synchronous`, NORMAL or FULL — or OFF for a throwaway database,
+    as the testing kit's), or `postgresql://user@host:port/db`
     (options `pool_size`, default 16 connections per process, and `pool_timeout`, default 5
     seconds to wait for a connection; every other parameter goes to libpq)."""
     parts = urlsplit(url)
@@ -27,8 +28,8 @@ def open_store(url: str) -> Store:
             raise UnsupportedDatabase(f"no file in database URL {url!r}: use sqlite:///file.db")
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         synchronous = options.get("synchronous", "NORMAL").upper()
-        if synchronous not in ("NORMAL", "FULL"):
-            raise UnsupportedDatabase("synchronous must be NORMAL or FULL")
+        if synchronous not in ("NORMAL", "FULL", "OFF"):
+            raise UnsupportedDatabase("synchronous must be NORMAL or FULL (or OFF, throwaway)")
         try:
             busy = int(options.get("busy_timeout_ms", "5000"))
         except ValueError:

@@ -55,7 +55,7 @@ class InProcessMarketplace:
         self.directory = Path(tempfile.mkdtemp(prefix="marketmeter-mock-"))
         database = self.directory / "marketplace.db"
         shutil.copyfile(template, database)
-        self.database_url = f"sqlite:///{database}"
+        self.database_url = f"sqlite:///{database}?synchronous=OFF"  # thrown away after
         sellers = {p.seller_account_id for p in parsed.products}
         self.account = account or (sellers.pop() if len(sellers) == 1 else DEFAULT_ACCOUNT)
         """The account that access keys the catalog does not know act as."""
