@@ -17,7 +17,7 @@ pytestmark = pytest.mark.compat
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 EXAMPLES = DOCS / "examples"
 PAGES = {
-    "testing-your-integration.md": ["test_seller_integration.py"],
+    "testing-your-integration.md": ["test_mock_example.py", "test_seller_integration.py"],
     "client.md": ["test_client_example.py"],
     "agent.md": ["test_agent_example.py", "conftest.py"],
 }
@@ -43,4 +43,4 @@ def test_the_examples_pass(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 passed" in done.stdout
+    assert "7 passed" in done.stdout

@@ -23,6 +23,7 @@ SERVICES = {
     "marketplace-entitlement-service": "entitlement.marketplace",
 }
 """botocore's hyphenated service ids, and the first labels of their AWS hosts."""
+ANSWERED_URL = "https://answered-in-process.marketmeter.invalid/"
 AWS_DOMAINS = ("amazonaws.com", "amazonaws.com.cn", "api.aws", "c2s.ic.gov", "sc2s.sgov.gov")
 
 
@@ -62,17 +63,25 @@ def answer_in_process(request: AWSPreparedRequest, event_name: str, **_: Any) ->
     responder = active()
     if responder is None:
         return None
-    service = event_name.split(".")[1] if event_name.count(".") >= 1 else ""
+    parts = event_name.split(".")
+    service = parts[1] if len(parts) > 1 else ""
     if service not in SERVICES or not goes_to_aws(request.url, service):
         return None
-    return responder.respond(request)
+    response = responder.respond(request)
+    # botocore calls every handler of the event and takes the first answer: moto's, called
+    # after this one, would answer the request too (and fail on members it does not know).
+    # A request that was answered goes nowhere else: its URL says so to the handlers after.
+    # (A retry is a new request, made from the original URL.)
+    request.url = ANSWERED_URL
+    return response
 
 
 def _register() -> None:
-    for service in SERVICES:
-        spec = (f"before-send.{service}", answer_in_process, REGISTER_FIRST)
-        if spec not in BUILTIN_HANDLERS:
-            BUILTIN_HANDLERS.insert(0, spec)
+    # On "before-send" itself, not on the services' own events: botocore calls the
+    # handlers of a shorter event name first, and moto's is registered there.
+    spec = ("before-send", answer_in_process, REGISTER_FIRST)
+    if spec not in BUILTIN_HANDLERS:
+        BUILTIN_HANDLERS.insert(0, spec)
 
 
 _register()
