@@ -31,8 +31,8 @@ system-packages:
 	@scripts/install-system-packages
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench docs/examples
-	$(BIN)/ruff format --check src tests bench docs/examples
+	$(BIN)/ruff check src tests bench docs/examples examples
+	$(BIN)/ruff format --check src tests bench docs/examples examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -122,6 +122,7 @@ class MarketmeterServer:
         assert self.handle is not None
         self.handle.service.apply_catalog(self._catalog, clear=True)
         self.handle.clock.reset()
+        self.handle.fulfillment_answers.clear()
 
     def stop(self) -> None:
         process, self._process = self._process, None
