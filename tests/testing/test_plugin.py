@@ -69,11 +69,13 @@ def test_the_catalog_from_the_ini_file(pytester: pytest.Pytester) -> None:
 def test_the_plugin_is_inert_unless_asked(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_plain="""
-import subprocess
+import sys
 
-def test_no_marketmeter_here():
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "marketmeter serve" not in ps.replace("marketmeter serve --demo", "")
+def test_nothing_of_marketmeter_was_started():
+    started = [m for m in ("marketmeter.testing.server", "marketmeter.testing.inprocess",
+                           "marketmeter.app", "marketmeter.store") if m in sys.modules]
+    assert started == []  # no server, no mock, not even a store
+    assert "marketmeter.testing.plugin" in sys.modules  # yet the plugin is loaded
 """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--fixtures")
