@@ -33,7 +33,9 @@ def create_app(
     outbox delivered, and — under `--test-controls` — the test controls obeyed.
     `stand_in`: the in-process mock's identity for unknown access keys (`Authenticator`)."""
     cached = CachedStore(
-        store or open_store(settings.database_url), remember_unknown_keys=stand_in is not None
+        store or open_store(settings.database_url),
+        remember_unknown_keys=stand_in is not None,
+        exact=settings.test_controls,  # a test server: each request sees every change before it
     )
     base_clock = clock or SystemClock()
     service_clock: Clock = base_clock

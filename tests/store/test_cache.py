@@ -230,3 +230,31 @@ def test_key_versions_asked_for_are_bounded(stores: Callable[[], Store]) -> None
         assert cached.get_signing_key(CONTAINER, version) is None
     assert len(cached._entries[("signing_keys", CONTAINER)]) <= 64
     assert cached.get_signing_key(CONTAINER, 1) is not None
+
+
+def test_an_exact_cache_sees_another_process_at_its_next_read(
+    stores: Callable[[], Store],
+) -> None:
+    """A test server's cache (`exact`): no announcement needs to arrive first."""
+    cached = CachedStore(stores(), exact=True)
+    listener = getattr(cached._watch, "_stop", None)
+    if listener is not None:  # PostgreSQL: stop hearing notifications (and the safety net)
+        listener.set()
+        cached._watch._thread.join(timeout=5)  # type: ignore[attr-defined]
+    assert ends_at(cached) is None
+    other_process(stores).cancel_subscription(SAAS, BUYER)
+    assert ends_at(cached) == NOW  # this very read
+
+
+def test_an_unknown_key_remembered_is_forgotten_when_the_key_is_added(
+    stores: Callable[[], Store],
+) -> None:
+    cached = CachedStore(stores(), remember_unknown_keys=True)
+    assert cached.get_access_key("AKIALATERKEY00000001") is None
+    assert ("key", "AKIALATERKEY00000001") in cached._entries
+    catalog = make_catalog()
+    catalog["accounts"][0]["access_keys"].append(
+        {"access_key_id": "AKIALATERKEY00000001", "secret_access_key": "later-" + "0" * 34}
+    )
+    other_process(stores).apply_catalog(parse_catalog(catalog))
+    wait_for(lambda: cached.get_access_key("AKIALATERKEY00000001") is not None, VISIBLE_WITHIN)

@@ -5,7 +5,9 @@ test, a server per session reset for each test, and nothing started unless asked
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 CATALOG = Path(__file__).with_name("catalog.yaml")
@@ -56,6 +58,23 @@ def test_the_fixtures_with_the_catalog_option(pytester: pytest.Pytester) -> None
         "-p", "no:cacheprovider", f"--marketmeter-catalog={CATALOG}", "-q"
     )
     result.assert_outcomes(passed=4)
+
+
+def test_the_server_fixture_on_postgresql(pytester: pytest.Pytester, postgres: Any) -> None:
+    database = postgres.create_database()
+    pytester.makepyfile(test_seller=SELLER_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--marketmeter-catalog={CATALOG}",
+        f"--marketmeter-database={database}",
+        "-k",
+        "server",
+    )
+    result.assert_outcomes(passed=2)
+    with psycopg.connect(database) as conn:  # it was that database the server used
+        assert conn.execute("SELECT count(*) FROM products").fetchone() == (3,)
 
 
 def test_the_catalog_from_the_ini_file(pytester: pytest.Pytester) -> None:

@@ -101,6 +101,11 @@ class CatalogWatch(Protocol):
         changed."""
         ...
 
+    def confirm(self) -> None:
+        """Learn the latest committed version now, even at the cost of a round trip — for
+        a test server, whose every request must see every change committed before it."""
+        ...
+
     def close(self) -> None: ...
 
 

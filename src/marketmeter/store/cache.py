@@ -89,12 +89,16 @@ class CachedStore(DelegatingStore):
         max_entries: int = MAX_ENTRIES,
         warm_limit: int = WARM_LIMIT,
         remember_unknown_keys: bool = False,
+        exact: bool = False,
     ) -> None:
         """`remember_unknown_keys`: keep the absence of an access key too (an in-process
         mock, where unknown keys are everyday callers); a server does not, as anyone may
         send any key id."""
         super().__init__(store)
         self._remember_unknown_keys = remember_unknown_keys
+        self._exact = exact
+        """Every read first learns the latest committed version (`CatalogWatch.confirm`): a
+        test server's, so that a test's change is seen by the very next request."""
         self._max_entries = max_entries
         self._warm_limit = warm_limit
         self._watch: CatalogWatch = store.watch_catalog()
@@ -115,6 +119,8 @@ class CachedStore(DelegatingStore):
 
     def _sync(self) -> None:
         """Apply the changes committed since the last read. Usually one memory read."""
+        if self._exact:
+            self._watch.confirm()
         if self._watch.changed():
             with self._lock:
                 self._apply(self._watch.take())

@@ -322,6 +322,10 @@ class _SqliteWatch(LogWatch):
         self._shared = shared
         self._next_check = time.monotonic() + SAFETY_INTERVAL
 
+    def confirm(self) -> None:
+        """Nothing to do: a writer announces its version in the shared memory before its
+        transaction's call returns, so `changed` is exact already."""
+
     def changed(self) -> bool:
         shared = self._shared.read()
         self._known = max(self._known, shared)

@@ -83,6 +83,9 @@ class LogWatch:
     def changed(self) -> bool:
         return self._lost or self._known > self._taken
 
+    def confirm(self) -> None:
+        self.announce(current_version(self._reads()))
+
     def take(self) -> list[CatalogChange] | None:
         with self._lock:
             run = self._reads()
