@@ -2,8 +2,9 @@
 
 - activating and deactivating `mock_marketplace` (warm: its template made) against moto's
   `mock_aws` doing the same;
-- a boto3 BatchMeterUsage answered by the mock against the same call answered by a canned
-  `before-send` handler (botocore's own work: the floor), and against moto's fake;
+- a boto3 BatchMeterUsage answered by the mock against the same call answered with the
+  same answer by a canned `before-send` handler (botocore's own work: the floor), and
+  against moto's fake;
 - `MarketmeterServer.reset()` on SQLite against one empty write transaction on the same
   file (the floor of any reset).
 
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,9 +95,28 @@ def calls(count: int = 300, rounds: int = 7) -> list[Ratio]:
 
     from marketmeter.testing import mock_marketplace
 
+    hour = records(0)[0]["Timestamp"].timestamp()
+    answer = orjson.dumps(  # what the mock answers, so that botocore parses the same
+        {
+            "Results": [
+                {
+                    "UsageRecord": {
+                        "Timestamp": hour,
+                        "CustomerAWSAccountId": "444455556666",
+                        "Dimension": "u",
+                        "Quantity": 1,
+                    },
+                    "MeteringRecordId": "6d5ae1f8-54b2-4b6c-9d37-0c8f5d1e2a11",
+                    "Status": "Success",
+                }
+            ],
+            "UnprocessedRecords": [],
+        }
+    )
+
     class Raw:
         def stream(self, **_: Any) -> Any:
-            yield b'{"Results":[],"UnprocessedRecords":[]}'
+            yield answer
 
     def canned(request: Any, **_: Any) -> AWSResponse:
         headers = HeadersDict({"content-type": "application/x-amz-json-1.1"})
