@@ -170,6 +170,7 @@ def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
         (3, "no_export_index"),
         (4, "catalog_changes"),
         (5, "lifecycle"),
+        (6, "usage_rollups"),
     ]
     for s in opened:
         s.close()

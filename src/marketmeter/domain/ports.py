@@ -118,6 +118,40 @@ class StoreConflict(Exception):
     value it cannot hold (a caller's mistake, not a fault)."""
 
 
+UsageSource = Literal["hours", "days", "records"]
+
+
+class UsageSlice(msgspec.Struct, frozen=True, gc=False):
+    """A question to the usage rollups: a product's usage in [start, end), summed per
+    dimension and, on request, per hour, customer and tag set.
+
+    Sources: "hours" (every customer's usage per hour: no customers), "days" (each
+    customer's usage per day: whole days only, no hours), "records" (the records
+    themselves: any whole hours, everything)."""
+
+    product_code: str
+    start: datetime
+    end: datetime
+    source: UsageSource
+    per_hour: bool = False
+    by_customer: bool = False
+    by_tags: bool = False
+
+
+class UsageSum(msgspec.Struct, frozen=True, gc=False):
+    hour: datetime | None
+    """The hour, when asked per hour."""
+    customer_identifier: str | None
+    customer_aws_account_id: str | None
+    """The customer, when asked by customer (the identifier None when it has none)."""
+    dimension: str
+    tags: str
+    """The tag set (`domain.usage.tag_set_key`) when asked by tags ("" untagged), else ""."""
+    micros: int
+    count: int
+    """Records; when asked by tags, allocations (an untagged record counts one)."""
+
+
 class Reader(Protocol):
     def catalog_version(self) -> int:
         """A number that changes whenever anything of the catalog changes."""
@@ -216,6 +250,10 @@ class Reader(Protocol):
         ...
 
     def test_controls(self) -> TestControls: ...
+
+    def usage_sums(self, query: UsageSlice) -> list[UsageSum]:
+        """The sums the slice asks for, in no particular order."""
+        ...
 
 
 class Transaction(Reader, Protocol):

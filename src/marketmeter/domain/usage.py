@@ -3,21 +3,26 @@ chosen by product, customer, dimension and hour of use; and the usage report —
 totals per period (hour, day or month) and group (customer, dimension, a tag's value).
 
 The report's JSON form is the one `usage report --format json` and the admin API give
-(see `UsageReport.as_json`). It is summed here from the records themselves.
+(see `UsageReport.as_json`). Its totals come from the rollups the store keeps in step with
+every insert (`UsageSlice`): a report reads as many rows as it has periods and groups,
+however many records they hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+import orjson
+
 from marketmeter.domain.errors import CatalogError
-from marketmeter.domain.models import MeteringRecord, Operation
-from marketmeter.domain.ports import Store
-from marketmeter.domain.quantities import MICROS_PER_UNIT, format_micros
+from marketmeter.domain.models import Allocation, MeteringRecord, Operation, Tag
+from marketmeter.domain.ports import Reader, Store, UsageSlice, UsageSource
+from marketmeter.domain.quantities import format_micros
+from marketmeter.domain.timewindow import start_of_next_month
 from marketmeter.instants import iso
 
 Period = Literal["hour", "day", "month"]
@@ -115,6 +120,34 @@ def find_records(store: Store, query: RecordQuery) -> Iterator[StoredRecord]:
             yield stored
 
 
+# -- tag sets ----------------------------------------------------------------------------
+
+
+def tag_set_key(tags: Iterable[Tag]) -> str:
+    """One allocation's tags as one text, the same whatever their order: sorted JSON
+    (`{"k":"v",…}`); "" for none."""
+    pairs = sorted((t.key, t.value) for t in tags)
+    return orjson.dumps(dict(pairs)).decode() if pairs else ""
+
+
+def tag_set_values(key: str) -> dict[str, str]:
+    return orjson.loads(key) if key else {}
+
+
+def tag_sets(allocations: Sequence[Allocation] | None, micros: int) -> list[tuple[str, int, int]]:
+    """How a record's quantity (`micros`) splits over the tag sets of its allocations:
+    (tag set, millionths, allocations) per distinct set, its first allocation's set first.
+    An untagged record: one part, ("", micros, 1)."""
+    if not allocations:
+        return [("", micros, 1)]
+    parts: dict[str, list[int]] = {}
+    for a in allocations:
+        part = parts.setdefault(tag_set_key(a.tags), [0, 0])
+        part[0] += a.quantity.micros
+        part[1] += 1
+    return [(key, m, n) for key, (m, n) in parts.items()]
+
+
 # -- the usage report ------------------------------------------------------------------
 
 
@@ -178,8 +211,34 @@ def period_start(at: datetime, by: Period) -> datetime:
     return at if by == "day" else at.replace(day=1)
 
 
+def next_period(at: datetime, by: Period) -> datetime:
+    """The start of the period after the one `at` starts."""
+    if by == "hour":
+        return at + timedelta(hours=1)
+    if by == "day":
+        return at + timedelta(days=1)
+    return start_of_next_month(at)
+
+
+def report_range(start: datetime, end: datetime, by: Period) -> tuple[datetime, datetime]:
+    """The range a report covers: [start, end) widened to whole hours (by hour) or whole
+    days (by day or month), UTC. A record counts for the hour of its timestamp — the unit
+    AWS meters and bills — so a report never splits an hour, nor a day of its periods."""
+    grain: Period = "hour" if by == "hour" else "day"
+    first = period_start(start, grain)
+    last = period_start(end, grain)
+    if last < end.astimezone(UTC):
+        last = next_period(last, grain)
+    return first, last
+
+
+def default_range(now: datetime) -> tuple[datetime, datetime]:
+    """From the start of the current month (UTC) until now."""
+    return period_start(now, "month"), now
+
+
 def usage_report(
-    records: Iterable[StoredRecord],
+    store: Reader,
     product_code: str,
     *,
     by: Period,
@@ -187,59 +246,55 @@ def usage_report(
     end: datetime,
     group: Sequence[str] = DEFAULT_GROUP,
 ) -> UsageReport:
-    """Exact totals of the product's records whose hour of use is in [start, end)."""
+    """Exact totals of the product's usage per period and group, in the report's range
+    (`report_range`), from the rollups: one question per period, or one in all by hour."""
     if by not in PERIODS:
         raise CatalogError(f"by hour, day or month, not {by!r}")
+    group = checked_group(group)
+    start, end = report_range(start, end, by)
     if start >= end:
         raise CatalogError("the report's start must be before its end")
-    group = checked_group(group)
+    by_customer = "customer" in group
+    by_dimension = "dimension" in group
     tag_keys = [g[4:] for g in group if g.startswith("tag:")]
+    by_tags = bool(tag_keys)
+    if by == "hour":
+        source: UsageSource = "records" if by_customer else "hours"
+        slices = [UsageSlice(product_code, start, end, source, True, by_customer, by_tags)]
+    else:
+        slices = []
+        at = start
+        while at < end:
+            until = min(next_period(period_start(at, by), by), end)
+            source = "days" if by_customer else "hours"
+            slices.append(UsageSlice(product_code, at, until, source, False, by_customer, by_tags))
+            at = until
     sums: dict[tuple[Any, ...], list[int]] = {}
-    for r in records:
-        if r.product_code != product_code or not start <= r.timestamp < end:
-            continue
-        period = period_start(r.timestamp, by)
-        base: list[tuple[str, str | None]] = []
-        for g in group:
-            if g == "customer":
-                base += [
-                    ("customer_identifier", r.customer_identifier),
-                    ("customer_aws_account_id", r.customer_aws_account_id),
-                ]
-            elif g == "dimension":
-                base.append(("dimension", r.dimension))
-        for parts, micros in _tag_parts(r, tag_keys):
-            key = (period, tuple(base), parts)
-            entry = sums.setdefault(key, [0, 0])
-            entry[0] += micros
-            entry[1] += 1
+    for question in slices:
+        for s in store.usage_sums(question):
+            period = s.hour if s.hour is not None else period_start(question.start, by)
+            base: tuple[tuple[str, str | None], ...] = ()
+            if by_customer:
+                base += (
+                    ("customer_identifier", s.customer_identifier),
+                    ("customer_aws_account_id", s.customer_aws_account_id),
+                )
+            if by_dimension:
+                base += (("dimension", s.dimension),)
+            if by_tags:
+                values = tag_set_values(s.tags)
+                base += tuple((f"tag:{k}", values.get(k)) for k in tag_keys)
+            entry = sums.setdefault((period, base), [0, 0])
+            entry[0] += s.micros
+            entry[1] += s.count
     rows = tuple(
-        UsageRow(period, dict(base) | dict(parts), to_decimal(micros), count)
-        for (period, base, parts), (micros, count) in sorted(sums.items(), key=_row_order)
+        UsageRow(period, dict(base), to_decimal(micros), count)
+        for (period, base), (micros, count) in sorted(sums.items(), key=_row_order)
     )
     total = to_decimal(sum(m for m, _ in sums.values()))
     return UsageReport(product_code, by, start, end, group, rows, total)
 
 
-def _tag_parts(
-    r: StoredRecord, tag_keys: list[str]
-) -> list[tuple[tuple[tuple[str, str | None], ...], int]]:
-    """The record's quantity split by the tag values of its allocations (untagged usage:
-    None), when the report groups by tags; else the whole record."""
-    whole = int(r.quantity * MICROS_PER_UNIT)
-    if not tag_keys:
-        return [((), whole)]
-    if not r.allocations:
-        return [(tuple((f"tag:{k}", None) for k in tag_keys), whole)]
-    return [
-        (
-            tuple((f"tag:{k}", a.tags.get(k)) for k in tag_keys),
-            int(a.quantity * MICROS_PER_UNIT),
-        )
-        for a in r.allocations
-    ]
-
-
 def _row_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
-    period, base, parts = item[0]
-    return (period, [(k, v or "") for k, v in base], [(k, v or "") for k, v in parts])
+    period, base = item[0]
+    return (period, [(k, v is not None, v or "") for k, v in base])

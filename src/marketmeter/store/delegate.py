@@ -27,6 +27,8 @@ from marketmeter.domain.ports import (
     EntitlementQuery,
     Store,
     Transaction,
+    UsageSlice,
+    UsageSum,
 )
 from marketmeter.domain.targets import EventTarget, Webhook
 
@@ -147,6 +149,9 @@ class DelegatingStore:
 
     def test_controls(self) -> TestControls:
         return self.inner.test_controls()
+
+    def usage_sums(self, query: UsageSlice) -> list[UsageSum]:
+        return self.inner.usage_sums(query)
 
     def claim_deliveries(self, now: datetime, limit: int, lease: float) -> list[Delivery]:
         return self.inner.claim_deliveries(now, limit, lease)

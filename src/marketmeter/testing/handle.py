@@ -171,8 +171,7 @@ class MarketplaceHandle:
         now = service.clock.now()
         start = period_start(now, "month") if start is None else _aware(start)
         end = now if end is None else _aware(end)
-        records = find_records(service.store, RecordQuery(product, start=start, end=end))
-        return usage_report(records, product, by=by, start=start, end=end, group=group)
+        return usage_report(service.store, product, by=by, start=start, end=end, group=group)
 
     def add_webhook(
         self,

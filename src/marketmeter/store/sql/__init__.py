@@ -1,6 +1,7 @@
 """The SQL both stores share, by noun: `catalog` (and registration tokens), `metering`
-(records and ClientTokens), `entitlements`, `outbox` (notification targets, deliveries,
-test controls), `changes` (how catalog changes reach every process), `migrate`. Queries
+(records and ClientTokens), `usage` (the rollups reports read), `entitlements`, `outbox`
+(notification targets, deliveries, test controls), `changes` (how catalog changes reach
+every process), `migrate`. Queries
 are written once with `?` placeholders; a dialect's `Runner` executes them. Both SQLite
 and PostgreSQL understand `INSERT … ON CONFLICT`, which is how every claim is made: the
 unique key decides, never a read-then-write in Python.
@@ -21,9 +22,10 @@ from marketmeter.store.sql.metering import (
 from marketmeter.store.sql.migrate import migrate
 from marketmeter.store.sql.outbox import OutboxReads, OutboxStore, OutboxWrites
 from marketmeter.store.sql.runner import Runner
+from marketmeter.store.sql.usage import UsageReads
 
 
-class SqlReader(CatalogReads, MeteringReads, EntitlementReads, OutboxReads):
+class SqlReader(CatalogReads, MeteringReads, EntitlementReads, OutboxReads, UsageReads):
     """The `Reader` methods, run by `self._runner()`."""
 
 

@@ -229,6 +229,8 @@ _CLEARED = (
     "event_targets",
     "entitlements",
     "client_tokens",
+    "usage_by_hour",
+    "usage_by_day",
     "metering_records",
     "registration_tokens",
     "subscriptions",

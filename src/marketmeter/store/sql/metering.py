@@ -1,4 +1,5 @@
-"""The metering records and ClientTokens: claimed by unique keys, read back, exported."""
+"""The metering records and ClientTokens: claimed by unique keys (each stored record added
+to the usage rollups in the same transaction), read back, exported."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from marketmeter.domain.quantities import Quantity
 from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import allocations_from_json, allocations_to_json
 from marketmeter.store.sql.runner import Runner
+from marketmeter.store.sql.usage import add_to_rollups
 
 RECORD_COLUMNS = (
     "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
     "hour, operation, timestamp, quantity_micros, quantity_text, quantity_as_decimal, "
     "allocations, customer_identifier, license_arn, received_at"
 )
-_SLOT_COLUMNS = "product_code, customer_aws_account_id, resource, license_key, dimension, hour"
+_SLOT_COLUMNS = "product_code, hour, customer_aws_account_id, resource, license_key, dimension"
 
 
 @lru_cache(maxsize=64)
@@ -36,14 +38,14 @@ def _occupants_sql(n: int) -> str:
     )
 
 
-def _slot_params(slot: SlotKey) -> tuple[str, str, str, str, str, int]:
+def _slot_params(slot: SlotKey) -> tuple[str, int, str, str, str, str]:
     return (
         slot.product_code,
+        to_ms(slot.hour),
         slot.customer_aws_account_id,
         slot.resource,
         slot.license_key,
         slot.dimension,
-        to_ms(slot.hour),
     )
 
 
@@ -117,7 +119,9 @@ class MeteringWrites(MeteringReads):
         params = _records_params(records)
         inserted = {row[0] for row in run.fetchall(_insert_records_sql(len(records)), params)}
         if len(inserted) == len(records):
+            add_to_rollups(run, records)
             return list(records)
+        add_to_rollups(run, (r for r in records if r.record_id in inserted))
         taken = [r for r in records if r.record_id not in inserted]
         keys: list[Any] = []
         for record in taken:

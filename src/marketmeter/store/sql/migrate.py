@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql.runner import Runner
+from marketmeter.store.sql.usage import rebuild_rollups
+
+AFTER: dict[int, Callable[[Runner], None]] = {6: rebuild_rollups}
+"""What a migration needs done in Python once its SQL has run (by version)."""
 
 
 def migrate(runner: Runner) -> None:
@@ -20,6 +26,8 @@ def migrate(runner: Runner) -> None:
             continue
         for statement in statements(migration.sql):
             runner.execute(statement, ())
+        if migration.version in AFTER:
+            AFTER[migration.version](runner)
         runner.execute(
             "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
             (migration.version, migration.name),

@@ -1,0 +1,205 @@
+"""The usage rollups (`usage_by_hour`, `usage_by_day`): added to by the transaction that
+stores records, read by the usage report (`domain.usage`).
+
+A record adds to one row of each table per distinct tag set of its allocations (see the
+migration `0006_usage_rollups.sql`). Each statement adds a whole batch's sums, its rows in
+key order — two transactions adding to the same rows take their locks in the same order,
+so they queue and never deadlock.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from marketmeter.domain.models import MeteringRecord
+from marketmeter.domain.ports import UsageSlice, UsageSum
+from marketmeter.domain.quantities import MICROS_PER_UNIT
+from marketmeter.domain.usage import tag_sets
+from marketmeter.instants import from_ms, to_ms
+from marketmeter.store.codec import allocations_from_json
+from marketmeter.store.sql.runner import Runner, rows_select
+
+DAY_MS = 86_400_000
+SHARDS = 16
+
+_SUMS = ("units", "micros", "records", "allocations")
+_HOUR_KEY = ("product_code", "hour", "dimension", "tags", "shard")
+_DAY_KEY = (
+    "product_code",
+    "day",
+    "customer_aws_account_id",
+    "customer_identifier",
+    "dimension",
+    "tags",
+)
+_SUM_TYPES = ("bigint",) * len(_SUMS)
+_HOUR_TYPES = ("text", "bigint", "text", "text", "smallint", *_SUM_TYPES)
+_DAY_TYPES = ("text", "bigint", "text", "text", "text", "text", *_SUM_TYPES)
+
+
+def _upsert_sql(table: str, key: tuple[str, ...], source: str) -> str:
+    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in _SUMS)
+    return (
+        f"INSERT INTO {table} ({', '.join(key + _SUMS)}) {source} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
+    )
+
+
+def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
+    """Add newly stored records to both rollups (inside their transaction)."""
+    hours: dict[tuple[Any, ...], list[int]] = {}
+    days: dict[tuple[Any, ...], list[int]] = {}
+    shards: dict[str, int] = {}
+    millis: dict[Any, int] = {}
+    for r in records:
+        s = r.slot
+        account = s.customer_aws_account_id
+        shard = shards.get(account)
+        if shard is None:
+            shard = shards[account] = zlib.crc32(account.encode()) % SHARDS
+        hour = millis.get(s.hour)
+        if hour is None:
+            hour = millis[s.hour] = to_ms(s.hour)
+        day = hour - hour % DAY_MS
+        first = 1
+        for tags, micros, allocations in tag_sets(r.allocations, r.quantity.micros):
+            for sums, row_key in (
+                (hours, (s.product_code, hour, s.dimension, tags, shard)),
+                (days, (s.product_code, day, account, r.customer_identifier, s.dimension, tags)),
+            ):
+                entry = sums.get(row_key)
+                if entry is None:
+                    sums[row_key] = [micros, first, allocations]
+                else:
+                    entry[0] += micros
+                    entry[1] += first
+                    entry[2] += allocations
+            first = 0
+    if not hours:
+        return
+    statements = []
+    for table, key, types, sums in (
+        ("usage_by_hour", _HOUR_KEY, _HOUR_TYPES, hours),
+        ("usage_by_day", _DAY_KEY, _DAY_TYPES, days),
+    ):
+        rows = [(*k, *divmod(m, MICROS_PER_UNIT), n, a) for k, (m, n, a) in sorted(sums.items())]
+        source, params = rows_select(run.dialect, types, rows)
+        statements.append((_upsert_sql(table, key, source), params))
+    (hour_sql, hour_params), (day_sql, day_params) = statements
+    if run.dialect == "postgresql":  # one round trip: the first upsert as a CTE
+        run.execute(f"WITH by_hour AS ({hour_sql}) {day_sql}", [*hour_params, *day_params])
+    else:
+        run.execute(hour_sql, hour_params)
+        run.execute(day_sql, day_params)
+
+
+def rebuild_rollups(run: Runner) -> None:
+    """Empty both rollups and add every stored record again (after the migration that
+    made them, or to repair them)."""
+    from marketmeter.store.sql.metering import RECORD_COLUMNS, record_from_row
+
+    run.execute("DELETE FROM usage_by_hour", ())
+    run.execute("DELETE FROM usage_by_day", ())
+    after = -1
+    while True:
+        rows = run.fetchall(
+            f"SELECT seq, {RECORD_COLUMNS} FROM metering_records WHERE seq > ? "
+            "ORDER BY seq LIMIT 5000",
+            (after,),
+        )
+        if not rows:
+            return
+        add_to_rollups(run, [record_from_row(row[1:]) for row in rows])
+        after = rows[-1][0]
+
+
+class UsageReads:
+    """`usage_sums`, run by `self._runner()`."""
+
+    def _runner(self) -> Runner:
+        raise NotImplementedError
+
+    def usage_sums(self, query: UsageSlice) -> list[UsageSum]:
+        sql, params, columns = _sums_query(query)
+        found = self._runner().fetchall(sql, params)
+        by_tags = query.by_tags and query.source == "records"
+        sums: list[UsageSum] = []
+        for row in found:
+            values = dict(zip(columns, row, strict=True))
+            micros = int(values["units"]) * MICROS_PER_UNIT + int(values["micros"])
+            count = int(values["count"])
+            hour = from_ms(int(values["hour"])) if "hour" in values else None
+            identifier = values.get("customer_identifier")
+            account = values.get("customer_aws_account_id")
+            dimension = values["dimension"]
+            if not by_tags:
+                sums.append(
+                    UsageSum(
+                        hour,
+                        identifier or None if query.by_customer else None,
+                        account,
+                        dimension,
+                        values.get("tags") or "",
+                        micros,
+                        count,
+                    )
+                )
+                continue
+            # Records grouped by their allocations as sent: split each group's sums by tag
+            # set (records with the same allocations have the same quantities).
+            allocations = allocations_from_json(values["allocations"])
+            if allocations is None:
+                untagged = UsageSum(hour, identifier or None, account, dimension, "", micros, count)
+                sums.append(untagged)
+                continue
+            for tags, part, allocated in tag_sets(allocations, 0):
+                sums.append(
+                    UsageSum(
+                        hour,
+                        identifier or None,
+                        account,
+                        dimension,
+                        tags,
+                        part * count,
+                        allocated * count,
+                    )
+                )
+        return sums
+
+
+def _sums_query(q: UsageSlice) -> tuple[str, list[Any], list[str]]:
+    """The slice's SELECT, its parameters and the names of its columns."""
+    if q.source == "records":
+        table, time = "metering_records", "hour"
+        groups = ["hour"] if q.per_hour else []
+        if q.by_customer:
+            groups += ["customer_identifier", "customer_aws_account_id"]
+        groups.append("dimension")
+        if q.by_tags:
+            groups.append("allocations")
+        sums = [
+            f"SUM(quantity_micros / {MICROS_PER_UNIT})",
+            # (the remainder by hand: "%" is a placeholder's mark for psycopg)
+            f"SUM(quantity_micros - quantity_micros / {MICROS_PER_UNIT} * {MICROS_PER_UNIT})",
+            "COUNT(*)",
+        ]
+    else:
+        table = "usage_by_hour" if q.source == "hours" else "usage_by_day"
+        time = "hour" if q.source == "hours" else "day"
+        groups = ["hour"] if q.per_hour and q.source == "hours" else []
+        if q.by_customer and q.source == "days":
+            groups += ["customer_identifier", "customer_aws_account_id"]
+        groups.append("dimension")
+        if q.by_tags:
+            groups.append("tags")
+        count = "allocations" if q.by_tags else "records"
+        sums = ["SUM(units)", "SUM(micros)", f"SUM({count})"]
+    listed = ", ".join(groups)
+    sql = (
+        f"SELECT {listed}, {', '.join(sums)} FROM {table} "
+        f"WHERE product_code = ? AND {time} >= ? AND {time} < ? GROUP BY {listed}"
+    )
+    columns = [*groups, "units", "micros", "count"]
+    return sql, [q.product_code, to_ms(q.start), to_ms(q.end)], columns

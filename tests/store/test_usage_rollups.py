@@ -1,0 +1,297 @@
+"""Usage reports read rollups kept by the transaction that stores records; their totals
+must equal the records' own, exactly, on both stores — checked here against an
+independent sum of the raw records, for random records, groupings and ranges."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from marketmeter.domain.models import Allocation, MeteringRecord, SlotKey, Tag
+from marketmeter.domain.ports import Store
+from marketmeter.domain.quantities import Quantity
+from marketmeter.domain.usage import usage_report
+from marketmeter.store.factory import open_store
+from marketmeter.store.migrations import migrations_for
+from marketmeter.store.sql.metering import _records_params
+from marketmeter.store.sql.migrate import statements
+from marketmeter.store.sqlite import SqliteStore
+
+START = datetime(2026, 10, 29, tzinfo=UTC)  # the span crosses a month's end
+SPAN_HOURS = 24 * 6
+CUSTOMERS = [("cust-a", "111122223333"), ("cust-b", "222233334444"), ("", "333344445555")]
+TAG_KEYS = ("team", "env")
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(database_url)
+    yield opened
+    opened.close()
+
+
+# -- random records ----------------------------------------------------------------------
+
+quantities = st.one_of(
+    st.integers(0, 2_147_483_647).map(Quantity.from_integer),
+    st.integers(0, 9_999_999_999_999_999).map(
+        lambda m: Quantity.from_decimal_string(f"{m // 1_000_000}.{m % 1_000_000:06d}")
+    ),
+)
+tags = st.dictionaries(
+    st.sampled_from(TAG_KEYS), st.sampled_from(["a", "b", "<script>x</script>"]), max_size=2
+).map(lambda d: tuple(Tag(k, v) for k, v in d.items()))
+allocation_lists = st.lists(st.tuples(st.integers(0, 10**12), tags), min_size=1, max_size=3)
+
+
+@st.composite
+def records(draw: st.DrawFn, product: str) -> MeteringRecord:
+    identifier, account = draw(st.sampled_from(CUSTOMERS))
+    hour = START + timedelta(hours=draw(st.integers(0, SPAN_HOURS - 1)))
+    timestamp = hour + timedelta(seconds=draw(st.integers(0, 3599)))
+    by_license = draw(st.booleans())
+    license_arn = f"arn:aws:license-manager::{account}:license:l-{account}"
+    allocated = draw(st.none() | allocation_lists)
+    if allocated is None:
+        quantity = draw(quantities)
+        allocations = None
+    else:
+        parts = tuple(Allocation(Quantity.from_integer(n), t) for n, t in allocated)
+        quantity = Quantity.from_integer(sum(n for n, _ in allocated))
+        allocations = parts
+    return MeteringRecord(
+        record_id=str(uuid.uuid4()),
+        operation="BatchMeterUsage",
+        slot=SlotKey(
+            product,
+            account,
+            draw(st.sampled_from(["", "AKIAEXAMPLE"])),
+            license_arn if by_license else "",
+            draw(st.sampled_from(["users", "gb"])),
+            hour,
+        ),
+        timestamp=timestamp,
+        quantity=quantity,
+        allocations=allocations,
+        customer_identifier=identifier,
+        license_arn=license_arn,
+        received_at=timestamp + timedelta(minutes=1),
+    )
+
+
+def some_records(product: str, n: int, seed: int = 7) -> list[MeteringRecord]:
+    """`n` varied records (some tagged, some decimal) of distinct slots, drawn from `seed`."""
+    rng = random.Random(seed)
+    made: dict[SlotKey, MeteringRecord] = {}
+    while len(made) < n:
+        identifier, account = rng.choice(CUSTOMERS)
+        hour = START + timedelta(hours=rng.randrange(SPAN_HOURS))
+        allocations = None
+        if rng.random() < 0.5:
+            allocations = tuple(
+                Allocation(Quantity.from_integer(rng.randrange(100)), (Tag("team", t),))
+                for t in rng.sample(["a", "b", "c"], rng.randint(1, 3))
+            )
+            quantity = Quantity.from_integer(sum(a.quantity.whole for a in allocations))
+        else:
+            quantity = Quantity.from_decimal_string(f"{rng.randrange(10**6)}.{rng.randrange(10)}")
+        slot = SlotKey(product, account, "", "", rng.choice(["users", "gb"]), hour)
+        made[slot] = MeteringRecord(
+            record_id=str(uuid.uuid4()),
+            operation="BatchMeterUsage",
+            slot=slot,
+            timestamp=hour + timedelta(seconds=rng.randrange(3600)),
+            quantity=quantity,
+            allocations=allocations,
+            customer_identifier=identifier,
+            license_arn=f"arn:aws:license-manager::{account}:license:l-{account}",
+            received_at=hour + timedelta(hours=1),
+        )
+    return list(made.values())
+
+
+# -- the oracle: summed from the raw records -----------------------------------------------
+
+
+def _floor(at: datetime, by: str) -> datetime:
+    at = at.replace(minute=0, second=0, microsecond=0)
+    if by == "hour":
+        return at
+    at = at.replace(hour=0)
+    return at if by == "day" else at.replace(day=1)
+
+
+def expected_rows(
+    raw: list[MeteringRecord], by: str, group: list[str], start: datetime, end: datetime
+) -> dict[tuple[Any, ...], list[Any]]:
+    tag_keys = [g[4:] for g in group if g.startswith("tag:")]
+    rows: dict[tuple[Any, ...], list[Any]] = {}
+    for r in raw:
+        if not start <= r.timestamp.replace(minute=0, second=0, microsecond=0) < end:
+            continue
+        base: list[tuple[str, Any]] = []
+        if "customer" in group:
+            base += [
+                ("customer_identifier", r.customer_identifier or None),
+                ("customer_aws_account_id", r.slot.customer_aws_account_id),
+            ]
+        if "dimension" in group:
+            base.append(("dimension", r.slot.dimension))
+        if tag_keys:
+            parts = [
+                ({t.key: t.value for t in a.tags}, a.quantity.value) for a in (r.allocations or ())
+            ] or [({}, r.quantity.value)]
+        else:
+            parts = [({}, r.quantity.value)]
+        for values, quantity in parts:
+            keys = (*base, *((f"tag:{k}", values.get(k)) for k in tag_keys))
+            row = rows.setdefault((_floor(r.timestamp, by), keys), [Decimal(0), 0])
+            row[0] += quantity
+            row[1] += 1
+    return rows
+
+
+groups = st.lists(
+    st.sampled_from(["customer", "dimension", "tag:team", "tag:env"]), unique=True, max_size=4
+)
+instants = st.one_of(  # often the whole span: most records inside the range
+    st.just(START - timedelta(hours=1)),
+    st.just(START + timedelta(hours=SPAN_HOURS + 1)),
+    st.integers(-5, SPAN_HOURS * 60 + 300).map(lambda m: START + timedelta(minutes=m)),
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_report_totals_equal_the_records_sums(store: Store, data: st.DataObject) -> None:
+    product = f"prod-{uuid.uuid4().hex[:8]}"
+    batch = data.draw(st.lists(records(product), max_size=40), label="records")
+    with store.transaction() as tx:
+        tx.claim_slots(batch)
+    raw = list(store.iter_records(product))
+    by = data.draw(st.sampled_from(["hour", "day", "month"]), label="by")
+    group = data.draw(groups, label="group")
+    a, b = sorted([data.draw(instants, label="a"), data.draw(instants, label="b")])
+    b += timedelta(minutes=1)
+
+    report = usage_report(store, product, by=by, start=a, end=b, group=group)  # type: ignore[arg-type]
+
+    # The range covers whole hours (by hour) or whole days, around [a, b).
+    grain = "hour" if by == "hour" else "day"
+    assert report.start == _floor(a, grain)
+    assert report.start <= a and b <= report.end
+    assert report.end - b < timedelta(hours=1 if by == "hour" else 24)
+    expected = expected_rows(raw, by, group, report.start, report.end)
+    got = {
+        (row.period, tuple(row.keys.items())): [row.quantity, row.records] for row in report.rows
+    }
+    assert got == expected
+    assert report.total == sum((q for q, _ in expected.values()), Decimal(0))
+    periods = [row.period for row in report.rows]
+    assert periods == sorted(periods)
+    assert all(row.records > 0 for row in report.rows)  # periods without usage have no row
+
+
+def test_a_record_stored_twice_is_summed_once(store: Store) -> None:
+    product = "prod-twice"
+    [record] = some_records(product, 1)
+    with store.transaction() as tx:
+        tx.claim_slots([record])
+    again = MeteringRecord(
+        record_id=str(uuid.uuid4()),
+        operation=record.operation,
+        slot=record.slot,
+        timestamp=record.timestamp,
+        quantity=Quantity.from_integer(99),
+        allocations=None,
+        customer_identifier=record.customer_identifier,
+        license_arn=record.license_arn,
+        received_at=record.received_at,
+    )
+    with store.transaction() as tx:
+        assert tx.claim_slots([again]) == [record]
+    report = usage_report(
+        store, product, by="month", start=START, end=START + timedelta(days=10), group=[]
+    )
+    assert report.total == record.quantity.value
+    assert [row.records for row in report.rows] == [1]
+
+
+def test_a_rolled_back_transaction_adds_nothing(store: Store) -> None:
+    product = "prod-rollback"
+    [record] = some_records(product, 1)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.claim_slots([record])
+        raise RuntimeError("undo")
+    report = usage_report(
+        store, product, by="month", start=START, end=START + timedelta(days=10), group=[]
+    )
+    assert report.rows == ()
+    assert report.total == 0
+
+
+def test_records_stored_before_the_rollups_existed_are_added_by_the_migration(
+    tmp_path: Path,
+) -> None:
+    """A database of schema 5 with records in it: opening it migrates and sums them."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    for migration in migrations_for("sqlite"):
+        if migration.version > 5:
+            break
+        for statement in statements(migration.sql):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
+        )
+    unique = some_records("prod-old", 30)
+    placeholders = ", ".join("?" * 16)
+    columns = (
+        "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
+        "hour, operation, timestamp, quantity_micros, quantity_text, quantity_as_decimal, "
+        "allocations, customer_identifier, license_arn, received_at"
+    )
+    params = _records_params(unique)
+    for i in range(len(unique)):
+        conn.execute(
+            f"INSERT INTO metering_records ({columns}) VALUES ({placeholders})",
+            params[i * 16 : (i + 1) * 16],
+        )
+    conn.commit()
+    conn.close()
+
+    store = SqliteStore(path)
+    try:
+        report = usage_report(
+            store,
+            "prod-old",
+            by="day",
+            start=START,
+            end=START + timedelta(days=7),
+            group=["customer", "tag:team"],
+        )
+        raw = list(store.iter_records("prod-old"))
+        assert len(raw) == len(unique)
+        expected = expected_rows(raw, "day", ["customer", "tag:team"], report.start, report.end)
+        got = {
+            (row.period, tuple(row.keys.items())): [row.quantity, row.records]
+            for row in report.rows
+        }
+        assert got == expected
+    finally:
+        store.close()
