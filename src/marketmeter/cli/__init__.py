@@ -18,6 +18,7 @@ from marketmeter.cli.lifecycle import entitlement, subscribe, subscription, unsu
 from marketmeter.cli.notifications import deliveries, events, webhook
 from marketmeter.cli.records import records
 from marketmeter.cli.serve import serve
+from marketmeter.cli.usage import usage
 
 
 @click.group()
@@ -40,6 +41,7 @@ for command in (
     clock,
     faults,
     records,
+    usage,
     keys,
     agent,
 ):

@@ -1,12 +1,12 @@
 """`MeteringService`: the one entry point of the domain, for the protocol layer, the CLI
-and (later) the admin API. One method per operation; each call is checked against the
+and the admin API. One method per operation; each call is checked against the
 caller's permissions, the enabled Regions and the request quotas first."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from msgspec.structs import replace
@@ -35,6 +35,7 @@ from marketmeter.domain.models import (
 )
 from marketmeter.domain.ports import Store
 from marketmeter.domain.registration import DEFAULT_TOKEN_TTL, Registration
+from marketmeter.domain.usage import Period, UsageReport, product_usage
 
 # The operations DisabledApiException can refuse (the model lists it for these three).
 _SWITCHED_BY_REGION = frozenset({"BatchMeterUsage", "ResolveCustomer", "RegisterUsage"})
@@ -161,6 +162,25 @@ class MeteringService:
         self, product_code: str, customer_aws_account_id: str
     ) -> list[Subscription]:
         return self.marketplace.cancel(product_code, customer_aws_account_id)
+
+    def usage_report(
+        self,
+        product_code: str,
+        *,
+        by: Period = "day",
+        group: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> UsageReport:
+        return product_usage(
+            self.store,
+            self.clock.now(),
+            product_code,
+            by=by,
+            group=group,
+            start=start,
+            end=end,
+        )
 
     def export_records(self, product_code: str | None = None) -> Iterator[dict[str, Any]]:
         for record in self.store.iter_records(product_code):

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import orjson
 
-from marketmeter.domain.errors import CatalogError
+from marketmeter.domain.errors import CatalogError, NotFound
 from marketmeter.domain.models import Allocation, MeteringRecord, Operation, Tag
 from marketmeter.domain.ports import Reader, Store, UsageSlice, UsageSource
 from marketmeter.domain.quantities import format_micros
@@ -293,6 +293,31 @@ def usage_report(
     )
     total = to_decimal(sum(m for m, _ in sums.values()))
     return UsageReport(product_code, by, start, end, group, rows, total)
+
+
+def product_usage(
+    store: Reader,
+    now: datetime,
+    product_code: str,
+    *,
+    by: Period = "day",
+    group: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> UsageReport:
+    """`usage report` and `GET /admin/v1/products/{code}/usage`: the product's report,
+    from the start of the month until `now` unless told otherwise."""
+    if store.get_product(product_code) is None:
+        raise NotFound(f"no product {product_code!r}")
+    first, last = default_range(now)
+    return usage_report(
+        store,
+        product_code,
+        by=by,
+        start=first if start is None else start,
+        end=last if end is None else end,
+        group=DEFAULT_GROUP if group is None else group,
+    )
 
 
 def _row_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:

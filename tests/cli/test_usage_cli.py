@@ -1,0 +1,166 @@
+"""`marketmeter usage report`, run in-process on a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from marketmeter.cli import main
+from marketmeter.clock import FixedClock
+from marketmeter.domain.service import MeteringService
+from marketmeter.store.sqlite import SqliteStore
+from tests.factories import BUYER, BUYER_IDENTIFIER, SAAS, alloc, caller, make_catalog, record
+
+NOW = datetime(2026, 11, 15, 12, 30, tzinfo=UTC)
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A catalog; the marketplace's clock at NOW; usage metered in this hour and the one
+    before: users 2.5 + 4 (the second tagged team=a 1 and team=b/c 3), storage_gb 7."""
+    url = f"sqlite:///{tmp_path / 'usage.db'}"
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(make_catalog()))
+    assert run("catalog", "apply", "--database", url, str(path)).exit_code == 0
+    assert run("clock", "set", "--database", url, NOW.isoformat()).exit_code == 0
+    store = SqliteStore(tmp_path / "usage.db")
+    service = MeteringService(store, FixedClock(NOW))
+    now = NOW
+    earlier = now - timedelta(hours=1)
+    outcome = service.batch_meter_usage(
+        caller("seller"),
+        SAAS,
+        [
+            record(now, quantity="2.50"),
+            record(now, dimension="storage_gb", quantity=7),
+            record(
+                earlier,
+                quantity=4,
+                allocations=(alloc(1, team="a"), alloc(3, team="b/c")),
+            ),
+        ],
+    )
+    assert all(r.status == "Success" for r in outcome.results)
+    store.close()
+    return url
+
+
+def report(db: str, *args: str) -> Result:
+    return run("usage", "report", "--database", db, "--product", SAAS, *args)
+
+
+def test_the_json_report_has_the_documented_shape(db: str) -> None:
+    result = report(db, "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["product"] == SAAS
+    assert document["by"] == "day"
+    # by default: from the month's start until now (by the marketplace's clock), in days
+    assert document["from"] == "2026-11-01T00:00:00Z"
+    assert document["to"] == "2026-11-16T00:00:00Z"
+    assert document["total"] == "13.5"
+    by_dimension = {r["dimension"]: r for r in document["rows"]}
+    assert by_dimension["users"]["quantity"] == "6.5"
+    assert by_dimension["users"]["records"] == 2
+    assert by_dimension["users"]["customer_identifier"] == BUYER_IDENTIFIER
+    assert by_dimension["users"]["customer_aws_account_id"] == BUYER
+    assert by_dimension["storage_gb"]["quantity"] == "7"
+    assert set(by_dimension["users"]) == {
+        "period",
+        "customer_identifier",
+        "customer_aws_account_id",
+        "dimension",
+        "quantity",
+        "records",
+    }
+
+
+def test_hours_and_tag_groups(db: str) -> None:
+    now = NOW.replace(minute=0)
+    result = report(
+        db,
+        "--by",
+        "hour",
+        "--group",
+        "tag:team",
+        "--from",
+        (now - timedelta(hours=1)).isoformat(),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["rows"]
+    previous = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z")
+    current = now.strftime("%Y-%m-%dT%H:00:00Z")
+    assert rows == [
+        {"period": previous, "tag:team": "a", "quantity": "1", "records": 1},
+        {"period": previous, "tag:team": "b/c", "quantity": "3", "records": 1},
+        {"period": current, "tag:team": None, "quantity": "9.5", "records": 2},
+    ]
+
+
+def test_csv_has_a_header_and_a_row_per_group(db: str) -> None:
+    result = report(db, "--group", "dimension", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert {r["dimension"]: r["quantity"] for r in rows} == {"users": "6.5", "storage_gb": "7"}
+    assert list(rows[0]) == ["period", "dimension", "quantity", "records"]
+
+
+def test_the_table_aligns_numbers_and_shows_a_total(db: str) -> None:
+    result = report(db, "--group", "dimension", "--by", "month")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"{SAAS}: usage by month from ")
+    assert lines[1].split() == ["period", "dimension", "quantity", "records"]
+    body = {line.split()[1]: line for line in lines[2:4]}
+    assert body["storage_gb"].split()[2:] == ["7", "1"]
+    assert body["users"].split()[2:] == ["6.5", "2"]
+    # the decimal points line up
+    assert body["users"].index(".") == body["storage_gb"].index("7") + 1
+    assert lines[4].split() == ["total", "13.5", "3"]
+
+
+def test_a_range_without_usage_says_so(db: str) -> None:
+    result = report(db, "--from", "2020-01-01", "--to", "2020-02-01")
+    assert result.exit_code == 0
+    assert "no usage in this range" in result.output
+    assert "from 2020-01-01T00:00:00Z to 2020-02-01T00:00:00Z" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--group", "customer,colour"), "group by customer, dimension or tag:KEY, not 'colour'"),
+        (("--group", "dimension,dimension"), "a group is named twice"),
+        (("--from", "yesterday"), "not an ISO 8601 time: 'yesterday'"),
+        (("--from", "2026-02-01", "--to", "2026-01-01"), "start must be before its end"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_1(db: str, args: tuple[str, ...], message: str) -> None:
+    result = report(db, *args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unknown_product_is_an_error(db: str) -> None:
+    result = run("usage", "report", "--database", db, "--product", "nope")
+    assert result.exit_code == 1
+    assert "no product 'nope'" in result.output
+
+
+def test_an_unknown_period_is_refused_by_the_options(db: str) -> None:
+    result = report(db, "--by", "week")
+    assert result.exit_code == 2
