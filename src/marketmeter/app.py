@@ -8,11 +8,13 @@ import gc
 from collections.abc import Callable
 from typing import Any
 
+from marketmeter.admin.app import AdminApp
 from marketmeter.background import ControlsFollower
 from marketmeter.clock import Clock, OffsetClock, SystemClock
 from marketmeter.config import Settings
 from marketmeter.delivery.endpoint import SnsEndpoint
 from marketmeter.delivery.worker import Deliverer, DeliveryWorker
+from marketmeter.domain.admin_token import token_hash
 from marketmeter.domain.controls import ActiveControls
 from marketmeter.domain.models import AccessKey
 from marketmeter.domain.ports import Store
@@ -48,9 +50,15 @@ def create_app(
         follower = ControlsFollower(cached, service_clock, service.controls)
         cached.on_controls_change(follower.follow)  # obeyed from the next request on
     endpoint = MeteringEndpoint(service, threads=settings.threads, stand_in=stand_in)
+    admin = AdminApp(
+        service,
+        token_hash(settings.admin_token) if settings.admin_token else cached.admin_token_hash(),
+        test_controls=settings.test_controls,
+    )
     deliverer = Deliverer(cached, service_clock, settings.public_address())
     return Application(
         endpoint,
+        admin,
         SnsEndpoint(cached, service.marketplace),
         DeliveryWorker(deliverer) if settings.deliveries else None,
         follower,
@@ -65,18 +73,21 @@ def app_from_environment() -> Application:
 
 
 class Application:
-    """The ASGI application of a server process: the AWS endpoints (`POST /`), the SNS
-    side (`/sns/…`), and the process's background work, started and stopped with it."""
+    """The ASGI application of a server process: the AWS endpoints (`POST /`), the admin
+    API (`/admin/…`), the SNS side (`/sns/…`), and the process's background work, started
+    and stopped with it."""
 
     def __init__(
         self,
         endpoint: MeteringEndpoint,
+        admin: AdminApp,
         sns: SnsEndpoint,
         worker: DeliveryWorker | None,
         follower: ControlsFollower | None,
     ) -> None:
         self.endpoint = endpoint
         self.service = endpoint.service
+        self.admin = admin
         self._sns = sns
         self._worker = worker
         self.follower = follower
@@ -86,6 +97,8 @@ class Application:
             await self._lifespan(receive, send)
         elif scope["type"] == "http" and scope["path"].startswith("/sns/"):
             await self._sns(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith("/admin/"):
+            await self.admin(scope, receive, send)
         else:
             await self.endpoint(scope, receive, send)
 

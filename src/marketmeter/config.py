@@ -29,6 +29,9 @@ class Settings:
     """The server's address as receivers of its messages reach it; empty: host and port."""
     deliveries: bool = True
     """Deliver the outbox from this process."""
+    admin_token: str = ""
+    """The admin API's bearer token; empty: the one generated on the first start (kept
+    hashed in the database)."""
 
     def public_address(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

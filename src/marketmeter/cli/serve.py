@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -9,6 +10,7 @@ import click
 from marketmeter import __version__
 from marketmeter.cli.common import database_option, opened
 from marketmeter.config import Settings
+from marketmeter.domain.admin_token import check_configured_token, ensure_admin_token
 from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.server.runner import run as run_server
 
@@ -72,12 +74,30 @@ from marketmeter.server.runner import run as run_server
     help="Deliver notifications from these processes (on by default).",
 )
 @click.option(
+    "--admin-token",
+    default="",
+    envvar="MARKETMETER_ADMIN_TOKEN",
+    show_default=False,
+    help="The admin API's bearer token (16 characters or more). Default: one generated on "
+    "the first start, printed once and kept hashed in the database.",
+)
+@click.option(
     "--demo", is_flag=True, help="Load the demo catalog and print credentials and a boto3 snippet."
 )
 def serve(demo: bool, **options: Any) -> None:
     """Serve the AWS-compatible endpoint (POST /) over HTTP."""
     settings = Settings(**options)
     with opened(settings.database_url) as service:  # create and migrate the schema once
+        if settings.admin_token:
+            check_configured_token(settings.admin_token)
+        else:
+            generated = ensure_admin_token(service.store, datetime.now(UTC))
+            if generated is not None:
+                click.echo(
+                    f"admin API token (shown once; kept hashed — set MARKETMETER_ADMIN_TOKEN "
+                    f"to choose your own): {generated}",
+                    err=True,
+                )
         if demo:
             from marketmeter.demo import BUYER_ACCOUNT, SAAS_PRODUCT, banner, demo_catalog
 

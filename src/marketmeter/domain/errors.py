@@ -141,5 +141,9 @@ class CatalogError(MeteringError):
     """A catalog file or administrative command that cannot be applied."""
 
 
+class Conflict(CatalogError):
+    """An administrative change that clashes with what exists (a webhook added twice)."""
+
+
 class NotFound(MeteringError):
     """An administrative lookup (product, subscription, key) that found nothing."""

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from msgspec.structs import replace
 
 from marketmeter.domain.controls import Faults, TestControls
-from marketmeter.domain.errors import CatalogError, NotFound
+from marketmeter.domain.errors import Conflict, NotFound
 from marketmeter.domain.lifecycle import Lifecycle
 from marketmeter.domain.notifications import iso_millis
 from marketmeter.domain.outbox import Attempt, Delivery
@@ -42,7 +42,7 @@ class Marketplace(Lifecycle):
             if tx.get_product(product_code) is None:
                 raise NotFound(f"no product {product_code}")
             if not tx.add_webhook(webhook):
-                raise CatalogError(f"{url} is subscribed to {webhook.topic_arn} already")
+                raise Conflict(f"{url} is subscribed to {webhook.topic_arn} already")
             tx.insert_deliveries([_confirmation(webhook, now)])
         return webhook
 
@@ -66,7 +66,7 @@ class Marketplace(Lifecycle):
             if product_code is not None and tx.get_product(product_code) is None:
                 raise NotFound(f"no product {product_code}")
             if not tx.add_event_target(target):
-                raise CatalogError(
+                raise Conflict(
                     f"{url} receives the events of {product_code or 'every product'} already"
                 )
         return target

@@ -152,6 +152,30 @@ class UsageSum(msgspec.Struct, frozen=True, gc=False):
     """Records; when asked by tags, allocations (an untagged record counts one)."""
 
 
+class RecordFilter(msgspec.Struct, frozen=True, gc=False):
+    """Which stored records: each field that is set must match (all of them: AND)."""
+
+    product_code: str | None = None
+    customer: str | None = None
+    """A CustomerIdentifier or an AWS account ID."""
+    license_arn: str | None = None
+    dimension: str | None = None
+    operation: str | None = None
+    start: datetime | None = None
+    """Usage (the record's timestamp) from this time on (inclusive)…"""
+    end: datetime | None = None
+    """…until this time (exclusive)."""
+    received_from: datetime | None = None
+    received_until: datetime | None = None
+    """Received in [received_from, received_until)."""
+
+
+class StoredRecordRow(msgspec.Struct, frozen=True, gc=False):
+    seq: int
+    """The order stored: increasing; a page's cursor."""
+    record: MeteringRecord
+
+
 class Reader(Protocol):
     def catalog_version(self) -> int:
         """A number that changes whenever anything of the catalog changes."""
@@ -255,6 +279,25 @@ class Reader(Protocol):
         """The sums the slice asks for, in no particular order."""
         ...
 
+    def page_records(
+        self, where: RecordFilter, *, after: int = 0, limit: int = 100
+    ) -> list[StoredRecordRow]:
+        """Up to `limit` records the filter admits, stored after `after` (a `seq`), in the
+        order stored."""
+        ...
+
+    def get_record(self, record_id: str) -> MeteringRecord | None: ...
+
+    def list_accounts(self) -> list[Account]: ...
+
+    def access_keys_of(self, account_id: str | None = None) -> list[AccessKey]:
+        """The account's access keys (every account's when None), by key id."""
+        ...
+
+    def list_products(self) -> list[Product]: ...
+
+    def admin_token_hash(self) -> str | None: ...
+
 
 class Transaction(Reader, Protocol):
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
@@ -340,6 +383,10 @@ class Transaction(Reader, Protocol):
         ...
 
     def update_test_controls(self, controls: TestControls) -> None: ...
+
+    def put_admin_token_hash(self, token_hash: str, at: datetime) -> str:
+        """Keep this hash unless one is kept already; the hash kept."""
+        ...
 
     def mark_test_controls_served(self, at: datetime) -> None:
         """A server obeying the test controls says so (a heartbeat)."""

@@ -1,5 +1,5 @@
 """Reading back what was metered: stored records as plain typed values (`StoredRecord`),
-chosen by product, customer, dimension and hour of use; and the usage report — exact
+chosen by a `RecordFilter`; and the usage report — exact
 totals per period (hour, day or month) and group (customer, dimension, a tag's value).
 
 The report's JSON form is the one `usage report --format json` and the admin API give
@@ -20,7 +20,7 @@ import orjson
 
 from marketmeter.domain.errors import CatalogError, NotFound
 from marketmeter.domain.models import Allocation, MeteringRecord, Operation, Tag
-from marketmeter.domain.ports import Reader, Store, UsageSlice, UsageSource
+from marketmeter.domain.ports import Reader, RecordFilter, UsageSlice, UsageSource
 from marketmeter.domain.quantities import format_micros
 from marketmeter.domain.timewindow import start_of_next_month
 from marketmeter.instants import iso
@@ -89,35 +89,16 @@ def stored_record(record: MeteringRecord) -> StoredRecord:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class RecordQuery:
-    product_code: str | None = None
-    customer: str | None = None
-    """A CustomerIdentifier or an AWS account ID."""
-    dimension: str | None = None
-    start: datetime | None = None
-    """Usage from this time on (inclusive)…"""
-    end: datetime | None = None
-    """…until this time (exclusive)."""
-
-    def admits(self, r: StoredRecord) -> bool:
-        return (
-            (
-                self.customer is None
-                or self.customer in (r.customer_identifier, r.customer_aws_account_id)
-            )
-            and (self.dimension is None or r.dimension == self.dimension)
-            and (self.start is None or r.timestamp >= self.start)
-            and (self.end is None or r.timestamp < self.end)
-        )
-
-
-def find_records(store: Store, query: RecordQuery) -> Iterator[StoredRecord]:
-    """The stored records the query admits, in the order stored."""
-    for record in store.iter_records(query.product_code):
-        stored = stored_record(record)
-        if query.admits(stored):
-            yield stored
+def find_records(store: Reader, where: RecordFilter, *, page: int = 1000) -> Iterator[StoredRecord]:
+    """Every stored record the filter admits, in the order stored (read a page at a time)."""
+    after = 0
+    while True:
+        rows = store.page_records(where, after=after, limit=page)
+        for row in rows:
+            yield stored_record(row.record)
+        if len(rows) < page:
+            return
+        after = rows[-1].seq
 
 
 # -- tag sets ----------------------------------------------------------------------------

@@ -25,7 +25,9 @@ from marketmeter.domain.ports import (
     CatalogWatch,
     CustomerSubscriptions,
     EntitlementQuery,
+    RecordFilter,
     Store,
+    StoredRecordRow,
     Transaction,
     UsageSlice,
     UsageSum,
@@ -152,6 +154,26 @@ class DelegatingStore:
 
     def usage_sums(self, query: UsageSlice) -> list[UsageSum]:
         return self.inner.usage_sums(query)
+
+    def page_records(
+        self, where: RecordFilter, *, after: int = 0, limit: int = 100
+    ) -> list[StoredRecordRow]:
+        return self.inner.page_records(where, after=after, limit=limit)
+
+    def get_record(self, record_id: str) -> MeteringRecord | None:
+        return self.inner.get_record(record_id)
+
+    def list_accounts(self) -> list[Account]:
+        return self.inner.list_accounts()
+
+    def access_keys_of(self, account_id: str | None = None) -> list[AccessKey]:
+        return self.inner.access_keys_of(account_id)
+
+    def list_products(self) -> list[Product]:
+        return self.inner.list_products()
+
+    def admin_token_hash(self) -> str | None:
+        return self.inner.admin_token_hash()
 
     def claim_deliveries(self, now: datetime, limit: int, lease: float) -> list[Delivery]:
         return self.inner.claim_deliveries(now, limit, lease)

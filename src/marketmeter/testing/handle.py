@@ -16,12 +16,12 @@ from marketmeter.domain.controls import TestControls, checked_faults, parse_dura
 from marketmeter.domain.errors import NotFound
 from marketmeter.domain.marketplace import DeliveryReport
 from marketmeter.domain.models import Entitlement, Subscription
+from marketmeter.domain.ports import RecordFilter
 from marketmeter.domain.service import MeteringService
 from marketmeter.domain.targets import EventTarget, Webhook
 from marketmeter.domain.usage import (
     DEFAULT_GROUP,
     Period,
-    RecordQuery,
     StoredRecord,
     UsageReport,
     find_records,
@@ -146,12 +146,12 @@ class MarketplaceHandle:
         """Stored metering records, in the order stored: of a product, a customer (its
         CustomerIdentifier or AWS account ID), a dimension, an hour of use."""
         start = None if hour is None else period_start(_aware(hour), "hour")
-        query = RecordQuery(
+        query = RecordFilter(
             product,
             customer,
-            dimension,
-            start,
-            None if start is None else start + timedelta(hours=1),
+            dimension=dimension,
+            start=start,
+            end=None if start is None else start + timedelta(hours=1),
         )
         return list(find_records(self.service.store, query))
 

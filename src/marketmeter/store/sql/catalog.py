@@ -71,12 +71,25 @@ class CatalogReads:
             "region, platform, actions FROM access_keys WHERE access_key_id = ?",
             (access_key_id,),
         )
-        if row is None:
-            return None
-        actions = None if row[7] is None else frozenset(orjson.loads(row[7]))
-        return AccessKey(
-            row[0], row[1], row[2], row[3], opt_from_ms(row[4]), row[5], row[6], actions
+        return None if row is None else _access_key(row)
+
+    def list_accounts(self) -> list[Account]:
+        return [
+            Account(r[0], r[1])
+            for r in self._all("SELECT account_id, name FROM accounts ORDER BY account_id")
+        ]
+
+    def access_keys_of(self, account_id: str | None = None) -> list[AccessKey]:
+        where, params = ("", ()) if account_id is None else (" WHERE account_id = ?", (account_id,))
+        rows = self._all(
+            "SELECT access_key_id, secret_access_key, account_id, session_token, expires_at, "
+            f"region, platform, actions FROM access_keys{where} ORDER BY access_key_id",
+            params,
         )
+        return [_access_key(row) for row in rows]
+
+    def list_products(self) -> list[Product]:
+        return [_product(row) for row in self._all(f"{_PRODUCT_SELECT} ORDER BY product_code")]
 
     def get_account(self, account_id: str) -> Account | None:
         row = self._one("SELECT account_id, name FROM accounts WHERE account_id = ?", (account_id,))
@@ -431,6 +444,11 @@ _SUBSCRIPTIONS = _Table(
     ("text", "text", "text", "text", "text", "bigint", "bigint", "bigint", "smallint", "text"),
     "license_arn",
 )
+
+
+def _access_key(row: Any) -> AccessKey:
+    actions = None if row[7] is None else frozenset(orjson.loads(row[7]))
+    return AccessKey(row[0], row[1], row[2], row[3], opt_from_ms(row[4]), row[5], row[6], actions)
 
 
 def _product(row: Any) -> Product:

@@ -7,7 +7,9 @@ from functools import lru_cache
 from typing import Any
 
 from marketmeter.domain.models import ClientTokenEntry, MeteringRecord, SlotKey
+from marketmeter.domain.ports import RecordFilter, StoredRecordRow
 from marketmeter.domain.quantities import Quantity
+from marketmeter.domain.timewindow import floor_to_hour
 from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import allocations_from_json, allocations_to_json
 from marketmeter.store.sql.runner import Runner
@@ -92,6 +94,23 @@ class MeteringReads:
     def count_records(self, product_code: str | None = None) -> int:
         sql, params = count_query(product_code)
         return int(self._runner().fetchone(sql, params)[0])
+
+    def get_record(self, record_id: str) -> MeteringRecord | None:
+        row = self._runner().fetchone(
+            f"SELECT {RECORD_COLUMNS} FROM metering_records WHERE record_id = ?", (record_id,)
+        )
+        return None if row is None else record_from_row(row)
+
+    def page_records(
+        self, where: RecordFilter, *, after: int = 0, limit: int = 100
+    ) -> list[StoredRecordRow]:
+        clauses, params = _filter_clauses(where)
+        rows = self._runner().fetchall(
+            f"SELECT seq, {RECORD_COLUMNS} FROM metering_records "
+            f"WHERE seq > ?{''.join(' AND ' + c for c in clauses)} ORDER BY seq LIMIT ?",
+            [after, *params, limit],
+        )
+        return [StoredRecordRow(int(row[0]), record_from_row(row[1:])) for row in rows]
 
     def find_client_token(self, account_id: str, client_token: str) -> ClientTokenEntry | None:
         row = self._runner().fetchone(
@@ -182,3 +201,35 @@ def count_query(product_code: str | None) -> tuple[str, tuple[Any, ...]]:
     if product_code is None:
         return "SELECT COUNT(*) FROM metering_records", ()
     return "SELECT COUNT(*) FROM metering_records WHERE product_code = ?", (product_code,)
+
+
+def _filter_clauses(where: RecordFilter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("product_code", where.product_code),
+        ("license_arn", where.license_arn),
+        ("dimension", where.dimension),
+        ("operation", where.operation),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if where.customer is not None:
+        clauses.append("(customer_aws_account_id = ? OR customer_identifier = ?)")
+        params += [where.customer, where.customer]
+    # The hour bounds add nothing to the timestamp's, but find the records by the slot's
+    # index (product, hour, …) when the product is given.
+    if where.start is not None:
+        clauses += ["hour >= ?", "timestamp >= ?"]
+        params += [to_ms(floor_to_hour(where.start)), to_ms(where.start)]
+    if where.end is not None:
+        clauses += ["hour < ?", "timestamp < ?"]
+        params += [to_ms(where.end), to_ms(where.end)]
+    if where.received_from is not None:
+        clauses.append("received_at >= ?")
+        params.append(to_ms(where.received_from))
+    if where.received_until is not None:
+        clauses.append("received_at < ?")
+        params.append(to_ms(where.received_until))
+    return clauses, params

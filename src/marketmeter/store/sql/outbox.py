@@ -98,6 +98,10 @@ class OutboxReads:
         row = self._runner().fetchone("SELECT private_pem, cert_pem FROM sns_keys WHERE id = 1", ())
         return None if row is None else (row[0], row[1])
 
+    def admin_token_hash(self) -> str | None:
+        row = self._runner().fetchone("SELECT token_hash FROM admin_token WHERE id = 1", ())
+        return None if row is None else str(row[0])
+
     def test_controls(self) -> TestControls:
         row = self._runner().fetchone(
             "SELECT clock_offset_ms, faults, internal_errors, served_at FROM test_controls "
@@ -206,6 +210,16 @@ class OutboxWrites(OutboxReads):
             (private_pem, cert_pem),
         )
         kept = self.get_sns_key()
+        assert kept is not None
+        return kept
+
+    def put_admin_token_hash(self, token_hash: str, at: datetime) -> str:
+        self._runner().execute(
+            "INSERT INTO admin_token (id, token_hash, created_at) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING",
+            (token_hash, to_ms(at)),
+        )
+        kept = self.admin_token_hash()
         assert kept is not None
         return kept
 

@@ -1,4 +1,4 @@
--- marketmeter schema, version 6: usage rollups; records found by hour.
+-- marketmeter schema, version 6: usage rollups; records found by hour; the admin token.
 
 -- The slot's unique key puts the hour second, after the product: a product's records of
 -- some hours are one range of the index (reports, record queries by time), and the
@@ -63,6 +63,14 @@ CREATE TABLE usage_by_day (
     records                 INTEGER NOT NULL,
     allocations             INTEGER NOT NULL,
     PRIMARY KEY (product_code, day, customer_aws_account_id, customer_identifier, dimension, tags)
+);
+
+-- The admin API's bearer token, as its SHA-256 (hex): generated on a first start without
+-- MARKETMETER_ADMIN_TOKEN, shown once, never stored itself.
+CREATE TABLE admin_token (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    token_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
 );
 
 -- Rows for the records already stored are added by store.sql.usage after this file.
