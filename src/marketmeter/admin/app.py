@@ -12,8 +12,8 @@ import msgspec
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Match, Router
 from starlette.routing import Route as StarletteRoute
-from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
 from marketmeter.admin.errors import ApiError, from_exception, invalid
@@ -57,7 +57,8 @@ class AdminApp:
                 for r in ROUTES
             ),
         ]
-        self._router = Router(routes=routes, default=self._not_found)
+        self._routes = routes
+        self._router = Router(routes=routes)
         self._document: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,6 +67,18 @@ class AdminApp:
         refusal = self._refusal(Request(scope))
         if refusal is not None:
             await error_response(refusal)(scope, receive, send)
+            return
+        matches = [route.matches(scope)[0] for route in self._routes]
+        if Match.FULL not in matches:
+            request = Request(scope)
+            error = ApiError(404, "not_found", f"no route {request.method} {request.url.path}")
+            if Match.PARTIAL in matches:
+                error = ApiError(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method} is not allowed on {request.url.path}",
+                )
+            await error_response(error)(scope, receive, send)
             return
         await self._router(scope, receive, send)
 
@@ -80,16 +93,6 @@ class AdminApp:
         if not token_matches(self._token_hash, token.strip()):
             return ApiError(401, "unauthorized", "the admin token is wrong")
         return None
-
-    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope)
-        known = {r.path for r in ROUTES}
-        error = ApiError(404, "not_found", f"no route {request.method} {request.url.path}")
-        if any(_matches(PREFIX + p, request.url.path) for p in known):
-            error = ApiError(
-                405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
-            )
-        await error_response(error)(scope, receive, send)
 
     async def _openapi(self, request: Request) -> Response:
         if self._document is None:
@@ -173,8 +176,3 @@ async def _body(route: Route, request: Request) -> Any:
         return msgspec.convert(decoded, route.body)
     except msgspec.ValidationError as exc:
         raise invalid(exc, 422, "invalid_body", "body") from None
-
-
-def _matches(template: str, path: str) -> bool:
-    a, b = template.strip("/").split("/"), path.strip("/").split("/")
-    return len(a) == len(b) and all(x.startswith("{") or x == y for x, y in zip(a, b, strict=True))
