@@ -168,10 +168,6 @@ async def _body(route: Route, request: Request) -> Any:
         decoded = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from None
-    if route.body is dict:
-        if not isinstance(decoded, dict):
-            raise ApiError(422, "invalid_body", "the body must be a JSON object")
-        return decoded
     try:
         return msgspec.convert(decoded, route.body)
     except msgspec.ValidationError as exc:

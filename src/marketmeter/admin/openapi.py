@@ -81,10 +81,9 @@ def _operation(
     if parameters:
         op["parameters"] = parameters
     if route.body is not None:
-        body_schema = {"type": "object"} if route.body is dict else schema_of[_key(route.body)]
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": body_schema}},
+            "content": {"application/json": {"schema": schema_of[_key(route.body)]}},
         }
     error = {
         "description": "",

@@ -17,6 +17,7 @@ from marketmeter.admin.errors import ApiError
 from marketmeter.admin.schemas import (
     AccountView,
     ApplySummaryView,
+    CatalogDocument,
     ClockBody,
     ControlsView,
     DeliveriesQuery,
@@ -54,6 +55,7 @@ from marketmeter.admin.schemas import (
 from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.domain.controls import checked_faults
 from marketmeter.domain.errors import NotFound
+from marketmeter.domain.marketplace import MAX_CLOCK_OFFSET
 from marketmeter.domain.models import Product, Subscription
 from marketmeter.domain.ports import RecordFilter
 from marketmeter.domain.service import MeteringService
@@ -106,7 +108,8 @@ def list_accounts(call: Call) -> list[AccountView]:
 
 def apply_catalog(call: Call) -> ApplySummaryView:
     clear = call.query.clear if call.query is not None else False
-    summary = call.service.apply_catalog(parse_catalog(call.body), clear=clear)
+    document = msgspec.to_builtins(call.body)
+    summary = call.service.apply_catalog(parse_catalog(document), clear=clear)
     return ApplySummaryView(
         summary.accounts, summary.access_keys, summary.products, summary.subscriptions
     )
@@ -428,7 +431,16 @@ def set_clock(call: Call) -> ControlsView:
     if b.at is not None:
         controls = marketplace.set_clock(_utc(b.at) or real_now, real_now)
     else:
-        controls = marketplace.advance_clock(timedelta(seconds=b.advance_seconds or 0))
+        seconds = b.advance_seconds or 0.0
+        if not abs(seconds) <= MAX_CLOCK_OFFSET.total_seconds():  # also NaN
+            raise ApiError(
+                422,
+                "invalid_body",
+                "body field 'advance_seconds': at most "
+                f"{MAX_CLOCK_OFFSET.total_seconds():.0f} either way",
+                {"field": "advance_seconds"},
+            )
+        controls = marketplace.advance_clock(timedelta(seconds=seconds))
     return controls_view(controls, real_now)
 
 
@@ -481,7 +493,7 @@ ROUTES: tuple[Route, ...] = (
         "Apply a catalog document (the YAML file's content as JSON)",
         "catalog",
         ApplySummaryView,
-        body=dict,
+        body=CatalogDocument,
         query=ApplyQuery,
         errors=(422,),
     ),

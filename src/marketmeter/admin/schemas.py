@@ -84,6 +84,15 @@ class EntitlementView(msgspec.Struct, frozen=True):
     expires_at: datetime | None
 
 
+class CatalogDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A catalog, as the catalog file holds it (docs/catalog.md); its entries are checked
+    by the same rules as `marketmeter catalog apply` (422, naming the entry and field)."""
+
+    accounts: list[dict[str, Any]] = []
+    products: list[dict[str, Any]] = []
+    subscriptions: list[dict[str, Any]] = []
+
+
 class ApplySummaryView(msgspec.Struct, frozen=True):
     accounts: int
     access_keys: int

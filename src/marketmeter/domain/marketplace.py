@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from msgspec.structs import replace
 
 from marketmeter.domain.controls import Faults, TestControls
-from marketmeter.domain.errors import Conflict, NotFound
+from marketmeter.domain.errors import CatalogError, Conflict, NotFound
 from marketmeter.domain.lifecycle import Lifecycle
 from marketmeter.domain.notifications import iso_millis
 from marketmeter.domain.outbox import Attempt, Delivery
@@ -93,10 +93,15 @@ class Marketplace(Lifecycle):
 
     def set_clock(self, at: datetime, real_now: datetime) -> TestControls:
         """The service clock reads `at` now, and runs on from there."""
-        return self._update_controls(lambda c: replace(c, clock_offset=at - real_now))
+        offset = _checked_offset(at - real_now)
+        return self._update_controls(lambda c: replace(c, clock_offset=offset))
 
     def advance_clock(self, by: timedelta) -> TestControls:
-        return self._update_controls(lambda c: replace(c, clock_offset=c.clock_offset + by))
+        if abs(by) > MAX_CLOCK_OFFSET:
+            raise CatalogError(f"the clock moves at most {MAX_CLOCK_OFFSET.days} days at once")
+        return self._update_controls(
+            lambda c: replace(c, clock_offset=_checked_offset(c.clock_offset + by))
+        )
 
     def reset_clock(self) -> TestControls:
         return self._update_controls(lambda c: replace(c, clock_offset=timedelta(0)))
@@ -114,6 +119,18 @@ class Marketplace(Lifecycle):
             updated = change(tx.test_controls())
             tx.update_test_controls(updated)
         return updated
+
+
+MAX_CLOCK_OFFSET = timedelta(days=36_500)
+"""How far the service clock may be from real time: a century either way."""
+
+
+def _checked_offset(offset: timedelta) -> timedelta:
+    if abs(offset) > MAX_CLOCK_OFFSET:
+        raise CatalogError(
+            f"the service clock stays within {MAX_CLOCK_OFFSET.days} days of real time"
+        )
+    return offset
 
 
 def _confirmation(webhook: Webhook, now: datetime) -> Delivery:
