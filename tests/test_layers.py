@@ -1,5 +1,6 @@
-"""The layers of docs/architecture.md hold: the domain imports no HTTP and no SQL, and the
-seller's side (client, agent) imports nothing of the server."""
+"""The layers of docs/architecture.md hold: the domain imports no HTTP and no SQL, the admin
+API no SQL (it calls the domain), and the seller's side (client, agent) imports nothing of
+the server."""
 
 from __future__ import annotations
 
@@ -69,6 +70,10 @@ SERVER_SIDE = tuple(
                 "marketmeter.server",
                 "marketmeter.delivery",
             ),
+        ),
+        (
+            "admin",
+            ("sqlite3", "psycopg", "psycopg_pool", "marketmeter.store", "marketmeter.protocol"),
         ),
         ("client", (*SERVER_SIDE, "marketmeter.agent")),
         ("agent", SERVER_SIDE),
