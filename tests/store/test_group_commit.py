@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from marketmeter.domain.errors import DuplicateRequest
 from marketmeter.domain.ports import StoreUnavailable, Transaction
+from marketmeter.domain.usage import usage_report
 from marketmeter.store.sqlite import SqliteStore
-from tests.store.test_contract import make_record
+from tests.store.test_contract import HOUR, make_record
 
 
 def test_grouped_units_fail_alone_and_are_answered_after_the_commit(tmp_path: Path) -> None:
@@ -39,6 +41,14 @@ def test_grouped_units_fail_alone_and_are_answered_after_the_commit(tmp_path: Pa
         "gb",
         "users",
     ]  # "third" undone
+    # the group's rollups hold the two stored records, not the undone one
+    report = usage_report(
+        store, "prod", by="day", start=HOUR, end=HOUR + timedelta(hours=1), group=["dimension"]
+    )
+    assert {r.keys["dimension"]: (r.quantity, r.records) for r in report.rows} == {
+        "users": (1, 1),
+        "gb": (2, 1),
+    }
     store.close()
 
 

@@ -123,6 +123,7 @@ class PostgresStore(SqlReader, OutboxStore):
             with conn.transaction():
                 tx = SqlTransaction(PostgresRunner(conn))
                 yield tx
+                tx.add_stored_to_rollups()
                 version = tx.publish_changes()
             if version is not None:  # committed: this process's caches know at once
                 for watch in list(self._watches):

@@ -37,6 +37,7 @@ from marketmeter.store.sql import (
     OutboxStore,
     SqlReader,
     SqlTransaction,
+    add_to_rollups,
     migrate,
     record_from_row,
     records_query,
@@ -171,6 +172,7 @@ class SqliteStore(SqlReader, OutboxStore):
             try:
                 tx = SqlTransaction(SqliteRunner(conn))
                 yield tx
+                tx.add_stored_to_rollups()
                 version = tx.publish_changes()
                 conn.execute("COMMIT")
                 self._announce(version)
@@ -206,6 +208,7 @@ class SqliteStore(SqlReader, OutboxStore):
                 conn = self._writer
                 runner = SqliteRunner(conn)
                 changes: list[CatalogChange] = []
+                stored: list[MeteringRecord] = []
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     for unit, future in group:
@@ -214,12 +217,14 @@ class SqliteStore(SqlReader, OutboxStore):
                         try:
                             answers.append((future, unit(tx), True))
                             changes.extend(tx.changes)
+                            stored.extend(tx.stored)
                         except Exception as exc:
                             if not conn.in_transaction:  # an I/O error undid the whole group
                                 raise
                             conn.execute("ROLLBACK TO unit")
                             answers.append((future, exc, False))
                         conn.execute("RELEASE unit")
+                    add_to_rollups(runner, stored)  # the group's sums, in two statements
                     version = publish(runner, changes)
                     conn.execute("COMMIT")
                     self._announce(version)

@@ -9,6 +9,7 @@ unique key decides, never a read-then-write in Python.
 
 from __future__ import annotations
 
+from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import CatalogChange
 from marketmeter.store.sql.catalog import CatalogReads, CatalogWrites
 from marketmeter.store.sql.changes import publish
@@ -22,7 +23,7 @@ from marketmeter.store.sql.metering import (
 from marketmeter.store.sql.migrate import migrate
 from marketmeter.store.sql.outbox import OutboxReads, OutboxStore, OutboxWrites
 from marketmeter.store.sql.runner import Runner
-from marketmeter.store.sql.usage import UsageReads
+from marketmeter.store.sql.usage import UsageReads, add_to_rollups
 
 
 class SqlReader(CatalogReads, MeteringReads, EntitlementReads, OutboxReads, UsageReads):
@@ -35,9 +36,15 @@ class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites, EntitlementWrites
     def __init__(self, runner: Runner) -> None:
         self._run = runner
         self.changes: list[CatalogChange] = []
+        self.stored: list[MeteringRecord] = []
 
     def _runner(self) -> Runner:
         return self._run
+
+    def add_stored_to_rollups(self) -> None:
+        """Just before the commit: the stored records' sums into the usage rollups."""
+        add_to_rollups(self._run, self.stored)
+        self.stored = []
 
     def publish_changes(self) -> int | None:
         """Just before the commit: the catalog's new version, or None if unchanged."""
@@ -49,6 +56,7 @@ __all__ = [
     "Runner",
     "SqlReader",
     "SqlTransaction",
+    "add_to_rollups",
     "migrate",
     "record_from_row",
     "records_query",

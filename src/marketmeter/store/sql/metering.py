@@ -1,5 +1,5 @@
 """The metering records and ClientTokens: claimed by unique keys (each stored record added
-to the usage rollups in the same transaction), read back, exported."""
+to the usage rollups by the same transaction), read back, exported."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from marketmeter.domain.timewindow import floor_to_hour
 from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import allocations_from_json, allocations_to_json
 from marketmeter.store.sql.runner import Runner
-from marketmeter.store.sql.usage import add_to_rollups
 
 RECORD_COLUMNS = (
     "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
@@ -124,7 +123,12 @@ class MeteringReads:
 
 
 class MeteringWrites(MeteringReads):
-    """The claims, inside a transaction."""
+    """The claims, inside a transaction. The records a transaction stored are kept in
+    `stored`, and added to the usage rollups once, just before it commits
+    (`store.sql.usage.add_to_rollups`): a group commit adds a whole group's in two
+    statements."""
+
+    stored: list[MeteringRecord]
 
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
         return self.claim_slots([record])[0]
@@ -138,9 +142,9 @@ class MeteringWrites(MeteringReads):
         params = _records_params(records)
         inserted = {row[0] for row in run.fetchall(_insert_records_sql(len(records)), params)}
         if len(inserted) == len(records):
-            add_to_rollups(run, records)
+            self.stored.extend(records)
             return list(records)
-        add_to_rollups(run, (r for r in records if r.record_id in inserted))
+        self.stored.extend(r for r in records if r.record_id in inserted)
         taken = [r for r in records if r.record_id not in inserted]
         keys: list[Any] = []
         for record in taken:
