@@ -48,7 +48,8 @@ def _upsert_sql(table: str, key: tuple[str, ...], source: str) -> str:
 
 
 def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
-    """Add newly stored records to both rollups (inside their transaction)."""
+    """Add newly stored records to both rollups (inside their transaction). This runs for
+    every stored record: untagged ones take a short path."""
     hours: dict[tuple[Any, ...], list[int]] = {}
     days: dict[tuple[Any, ...], list[int]] = {}
     shards: dict[str, int] = {}
@@ -63,11 +64,31 @@ def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
         if hour is None:
             hour = millis[s.hour] = to_ms(s.hour)
         day = hour - hour % DAY_MS
+        product, dimension, identifier = s.product_code, s.dimension, r.customer_identifier
+        if r.allocations is None:
+            micros = r.quantity.micros
+            key = (product, hour, dimension, "", shard)
+            entry = hours.get(key)
+            if entry is None:
+                hours[key] = [micros, 1, 1]
+            else:
+                entry[0] += micros
+                entry[1] += 1
+                entry[2] += 1
+            day_key = (product, day, account, identifier, dimension, "")
+            entry = days.get(day_key)
+            if entry is None:
+                days[day_key] = [micros, 1, 1]
+            else:
+                entry[0] += micros
+                entry[1] += 1
+                entry[2] += 1
+            continue
         first = 1
         for tags, micros, allocations in tag_sets(r.allocations, r.quantity.micros):
             for sums, row_key in (
-                (hours, (s.product_code, hour, s.dimension, tags, shard)),
-                (days, (s.product_code, day, account, r.customer_identifier, s.dimension, tags)),
+                (hours, (product, hour, dimension, tags, shard)),
+                (days, (product, day, account, identifier, dimension, tags)),
             ):
                 entry = sums.get(row_key)
                 if entry is None:
@@ -79,16 +100,20 @@ def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
             first = 0
     if not hours:
         return
+    postgres = run.dialect == "postgresql"
     statements = []
-    for table, key, types, sums in (
+    for table, key_columns, types, sums in (
         ("usage_by_hour", _HOUR_KEY, _HOUR_TYPES, hours),
         ("usage_by_day", _DAY_KEY, _DAY_TYPES, days),
     ):
-        rows = [(*k, *divmod(m, MICROS_PER_UNIT), n, a) for k, (m, n, a) in sorted(sums.items())]
+        # PostgreSQL: rows in key order, so that concurrent transactions lock them in the
+        # same order (no deadlock). SQLite has one writer at a time.
+        items = sorted(sums.items()) if postgres else sums.items()
+        rows = [(*k, *divmod(m, MICROS_PER_UNIT), n, a) for k, (m, n, a) in items]
         source, params = rows_select(run.dialect, types, rows)
-        statements.append((_upsert_sql(table, key, source), params))
+        statements.append((_upsert_sql(table, key_columns, source), params))
     (hour_sql, hour_params), (day_sql, day_params) = statements
-    if run.dialect == "postgresql":  # one round trip: the first upsert as a CTE
+    if postgres:  # one round trip: the first upsert as a CTE
         run.execute(f"WITH by_hour AS ({hour_sql}) {day_sql}", [*hour_params, *day_params])
     else:
         run.execute(hour_sql, hour_params)
