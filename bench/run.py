@@ -609,9 +609,16 @@ def main() -> None:
         "--only",
         default="",
         help="run the scenarios whose name contains one of these ('; '); 'catalog' times "
-        "catalog apply, 'agent' the agent's record(), 'kit' the testing kit",
+        "catalog apply, 'agent' the agent's record(), 'kit' the testing kit, 'report' usage "
+        "reports over 10 M records",
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--report-records",
+        type=int,
+        default=10_000_000,
+        help="records of the database the usage reports are timed on",
+    )
     parser.add_argument(
         "--catalog-customers",
         type=int,
@@ -717,6 +724,16 @@ def main() -> None:
         applied: list[Ratio] = []
         if not args.only or "agent" in args.only:
             applied += agent_record_rate(work)
+        if not args.only or "report" in args.only:
+            from bench.usage_reports import report_timings
+
+            applied += report_timings(
+                f"sqlite:///{work / 'reports.db'}", "SQLite", 1000, args.report_records
+            )
+            if not args.no_postgres and Databases.postgres_installed():
+                applied += report_timings(
+                    dbs.empty("postgresql"), "PostgreSQL", 1000, args.report_records
+                )
         if not args.only or "kit" in args.only:
             from bench.testing_kit import testing_kit_timings
 

@@ -123,10 +123,10 @@ UsageSource = Literal["hours", "days", "records"]
 
 class UsageSlice(msgspec.Struct, frozen=True, gc=False):
     """A question to the usage rollups: a product's usage in [start, end), summed per
-    dimension and, on request, per hour, customer and tag set.
+    dimension and, on request, per hour or day, customer and tag set.
 
     Sources: "hours" (every customer's usage per hour: no customers), "days" (each
-    customer's usage per day: whole days only, no hours), "records" (the records
+    customer's usage per day: whole days of one month, no hours), "records" (the records
     themselves: any whole hours, everything)."""
 
     product_code: str
@@ -134,13 +134,16 @@ class UsageSlice(msgspec.Struct, frozen=True, gc=False):
     end: datetime
     source: UsageSource
     per_hour: bool = False
+    """One sum per hour ("hours", "records")."""
     by_customer: bool = False
     by_tags: bool = False
+    per_day: bool = False
+    """One sum per day ("days")."""
 
 
 class UsageSum(msgspec.Struct, frozen=True, gc=False):
-    hour: datetime | None
-    """The hour, when asked per hour."""
+    at: datetime | None
+    """The hour or the day, when asked per hour or per day."""
     customer_identifier: str | None
     customer_aws_account_id: str | None
     """The customer, when asked by customer (the identifier None when it has none)."""

@@ -241,19 +241,43 @@ def usage_report(
     by_tags = bool(tag_keys)
     if by == "hour":
         source: UsageSource = "records" if by_customer else "hours"
-        slices = [UsageSlice(product_code, start, end, source, True, by_customer, by_tags)]
+        slices = [
+            UsageSlice(
+                product_code,
+                start,
+                end,
+                source,
+                per_hour=True,
+                by_customer=by_customer,
+                by_tags=by_tags,
+            )
+        ]
     else:
+        # Per customer: each month's days in one question (the day rollup's key begins
+        # with the month); else each period's hours.
+        step: Period = "month" if by_customer else by
         slices = []
         at = start
         while at < end:
-            until = min(next_period(period_start(at, by), by), end)
-            source = "days" if by_customer else "hours"
-            slices.append(UsageSlice(product_code, at, until, source, False, by_customer, by_tags))
+            until = min(next_period(period_start(at, step), step), end)
+            slices.append(
+                UsageSlice(
+                    product_code,
+                    at,
+                    until,
+                    "days" if by_customer else "hours",
+                    by_customer=by_customer,
+                    by_tags=by_tags,
+                    per_day=by_customer and by == "day",
+                )
+            )
             at = until
     sums: dict[tuple[Any, ...], list[int]] = {}
+    tag_values: dict[str, dict[str, str]] = {}
     for question in slices:
+        whole = period_start(question.start, by)
         for s in store.usage_sums(question):
-            period = s.hour if s.hour is not None else period_start(question.start, by)
+            period = whole if s.at is None else s.at
             base: tuple[tuple[str, str | None], ...] = ()
             if by_customer:
                 base += (
@@ -263,11 +287,16 @@ def usage_report(
             if by_dimension:
                 base += (("dimension", s.dimension),)
             if by_tags:
-                values = tag_set_values(s.tags)
+                values = tag_values.get(s.tags)
+                if values is None:
+                    values = tag_values[s.tags] = tag_set_values(s.tags)
                 base += tuple((f"tag:{k}", values.get(k)) for k in tag_keys)
-            entry = sums.setdefault((period, base), [0, 0])
-            entry[0] += s.micros
-            entry[1] += s.count
+            entry = sums.get((period, base))
+            if entry is None:
+                sums[(period, base)] = [s.micros, s.count]
+            else:
+                entry[0] += s.micros
+                entry[1] += s.count
     rows = tuple(
         UsageRow(period, dict(base), to_decimal(micros), count)
         for (period, base), (micros, count) in sorted(sums.items(), key=_row_order)
@@ -303,4 +332,4 @@ def product_usage(
 
 def _row_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
     period, base = item[0]
-    return (period, [(k, v is not None, v or "") for k, v in base])
+    return (period, tuple((v is not None, v or "") for _, v in base))

@@ -28,15 +28,16 @@ _SUMS = ("units", "micros", "records", "allocations")
 _HOUR_KEY = ("product_code", "hour", "dimension", "tags", "shard")
 _DAY_KEY = (
     "product_code",
-    "day",
+    "month",
     "customer_aws_account_id",
     "customer_identifier",
     "dimension",
     "tags",
+    "day",
 )
 _SUM_TYPES = ("bigint",) * len(_SUMS)
 _HOUR_TYPES = ("text", "bigint", "text", "text", "smallint", *_SUM_TYPES)
-_DAY_TYPES = ("text", "bigint", "text", "text", "text", "text", *_SUM_TYPES)
+_DAY_TYPES = ("text", "bigint", "text", "text", "text", "text", "bigint", *_SUM_TYPES)
 
 
 def _upsert_sql(table: str, key: tuple[str, ...], source: str) -> str:
@@ -53,17 +54,19 @@ def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
     hours: dict[tuple[Any, ...], list[int]] = {}
     days: dict[tuple[Any, ...], list[int]] = {}
     shards: dict[str, int] = {}
-    millis: dict[Any, int] = {}
+    instants: dict[Any, tuple[int, int, int]] = {}
     for r in records:
         s = r.slot
         account = s.customer_aws_account_id
         shard = shards.get(account)
         if shard is None:
             shard = shards[account] = zlib.crc32(account.encode()) % SHARDS
-        hour = millis.get(s.hour)
-        if hour is None:
-            hour = millis[s.hour] = to_ms(s.hour)
-        day = hour - hour % DAY_MS
+        known = instants.get(s.hour)
+        if known is None:
+            hour_ms = to_ms(s.hour)
+            month_ms = to_ms(s.hour.replace(day=1, hour=0))
+            known = instants[s.hour] = (hour_ms, hour_ms - hour_ms % DAY_MS, month_ms)
+        hour, day, month = known
         product, dimension, identifier = s.product_code, s.dimension, r.customer_identifier
         if r.allocations is None:
             micros = r.quantity.micros
@@ -75,7 +78,7 @@ def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
                 entry[0] += micros
                 entry[1] += 1
                 entry[2] += 1
-            day_key = (product, day, account, identifier, dimension, "")
+            day_key = (product, month, account, identifier, dimension, "", day)
             entry = days.get(day_key)
             if entry is None:
                 days[day_key] = [micros, 1, 1]
@@ -88,7 +91,7 @@ def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
         for tags, micros, allocations in tag_sets(r.allocations, r.quantity.micros):
             for sums, row_key in (
                 (hours, (product, hour, dimension, tags, shard)),
-                (days, (product, day, account, identifier, dimension, tags)),
+                (days, (product, month, account, identifier, dimension, tags, day)),
             ):
                 entry = sums.get(row_key)
                 if entry is None:
@@ -147,46 +150,40 @@ class UsageReads:
         raise NotImplementedError
 
     def usage_sums(self, query: UsageSlice) -> list[UsageSum]:
-        sql, params, columns = _sums_query(query)
-        found = self._runner().fetchall(sql, params)
-        by_tags = query.by_tags and query.source == "records"
+        sql, params, groups = _sums_query(query)
+        at = groups.index("at") if "at" in groups else None
+        who = groups.index("customer_aws_account_id") if query.by_customer else None
+        dimension = groups.index("dimension")
+        tags = groups.index("tags") if "tags" in groups else None
+        allocations = groups.index("allocations") if "allocations" in groups else None
+        n = len(groups)
         sums: list[UsageSum] = []
-        for row in found:
-            values = dict(zip(columns, row, strict=True))
-            micros = int(values["units"]) * MICROS_PER_UNIT + int(values["micros"])
-            count = int(values["count"])
-            hour = from_ms(int(values["hour"])) if "hour" in values else None
-            identifier = values.get("customer_identifier")
-            account = values.get("customer_aws_account_id")
-            dimension = values["dimension"]
-            if not by_tags:
-                sums.append(
-                    UsageSum(
-                        hour,
-                        identifier or None if query.by_customer else None,
-                        account,
-                        dimension,
-                        values.get("tags") or "",
-                        micros,
-                        count,
-                    )
-                )
+        append = sums.append
+        for row in self._runner().fetchall(sql, params):
+            micros = int(row[n]) * MICROS_PER_UNIT + int(row[n + 1])
+            count = int(row[n + 2])
+            when = None if at is None else from_ms(int(row[at]))
+            account = identifier = None
+            if who is not None:
+                account, identifier = row[who], row[who + 1] or None
+            if allocations is None:
+                tag_set = "" if tags is None else row[tags]
+                append(UsageSum(when, identifier, account, row[dimension], tag_set, micros, count))
                 continue
             # Records grouped by their allocations as sent: split each group's sums by tag
             # set (records with the same allocations have the same quantities).
-            allocations = allocations_from_json(values["allocations"])
-            if allocations is None:
-                untagged = UsageSum(hour, identifier or None, account, dimension, "", micros, count)
-                sums.append(untagged)
+            parsed = allocations_from_json(row[allocations])
+            if parsed is None:
+                append(UsageSum(when, identifier, account, row[dimension], "", micros, count))
                 continue
-            for tags, part, allocated in tag_sets(allocations, 0):
-                sums.append(
+            for tag_set, part, allocated in tag_sets(parsed, 0):
+                append(
                     UsageSum(
-                        hour,
-                        identifier or None,
+                        when,
+                        identifier,
                         account,
-                        dimension,
-                        tags,
+                        row[dimension],
+                        tag_set,
                         part * count,
                         allocated * count,
                     )
@@ -195,36 +192,40 @@ class UsageReads:
 
 
 def _sums_query(q: UsageSlice) -> tuple[str, list[Any], list[str]]:
-    """The slice's SELECT, its parameters and the names of its columns."""
+    """The slice's SELECT, its parameters, and the names of its grouping columns (the time
+    column named "at"), which come first, then the sums: units, millionths, count."""
+    start, end = to_ms(q.start), to_ms(q.end)
+    customer = ["customer_aws_account_id", "customer_identifier"]
     if q.source == "records":
-        table, time = "metering_records", "hour"
+        table = "metering_records"
+        where = "product_code = ? AND hour >= ? AND hour < ?"
+        params: list[Any] = [q.product_code, start, end]
         groups = ["hour"] if q.per_hour else []
-        if q.by_customer:
-            groups += ["customer_identifier", "customer_aws_account_id"]
-        groups.append("dimension")
-        if q.by_tags:
-            groups.append("allocations")
+        groups += customer if q.by_customer else []
+        groups += ["dimension", *(["allocations"] if q.by_tags else [])]
         sums = [
             f"SUM(quantity_micros / {MICROS_PER_UNIT})",
             # (the remainder by hand: "%" is a placeholder's mark for psycopg)
             f"SUM(quantity_micros - quantity_micros / {MICROS_PER_UNIT} * {MICROS_PER_UNIT})",
             "COUNT(*)",
         ]
-    else:
-        table = "usage_by_hour" if q.source == "hours" else "usage_by_day"
-        time = "hour" if q.source == "hours" else "day"
-        groups = ["hour"] if q.per_hour and q.source == "hours" else []
-        if q.by_customer and q.source == "days":
-            groups += ["customer_identifier", "customer_aws_account_id"]
-        groups.append("dimension")
-        if q.by_tags:
-            groups.append("tags")
-        count = "allocations" if q.by_tags else "records"
-        sums = ["SUM(units)", "SUM(micros)", f"SUM({count})"]
+    elif q.source == "hours":
+        table = "usage_by_hour"
+        where = "product_code = ? AND hour >= ? AND hour < ?"
+        params = [q.product_code, start, end]
+        groups = ["hour"] if q.per_hour else []
+        groups += ["dimension", *(["tags"] if q.by_tags else [])]
+        sums = ["SUM(units)", "SUM(micros)", f"SUM({'allocations' if q.by_tags else 'records'})"]
+    else:  # days: grouped in the order of the key, which begins with the month
+        table = "usage_by_day"
+        # (a slice of days lies within one month: the domain asks month by month)
+        month = to_ms(q.start.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+        where = "product_code = ? AND month = ? AND day >= ? AND day < ?"
+        params = [q.product_code, month, start, end]
+        groups = customer if q.by_customer else []
+        groups += ["dimension", *(["tags"] if q.by_tags else [])]
+        groups += ["day"] if q.per_day else []
+        sums = ["SUM(units)", "SUM(micros)", f"SUM({'allocations' if q.by_tags else 'records'})"]
     listed = ", ".join(groups)
-    sql = (
-        f"SELECT {listed}, {', '.join(sums)} FROM {table} "
-        f"WHERE product_code = ? AND {time} >= ? AND {time} < ? GROUP BY {listed}"
-    )
-    columns = [*groups, "units", "micros", "count"]
-    return sql, [q.product_code, to_ms(q.start), to_ms(q.end)], columns
+    sql = f"SELECT {listed}, {', '.join(sums)} FROM {table} WHERE {where} GROUP BY {listed}"
+    return sql, params, ["at" if g in ("hour", "day") else g for g in groups]

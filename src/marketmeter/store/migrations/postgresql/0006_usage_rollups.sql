@@ -30,19 +30,23 @@ CREATE TABLE usage_by_hour (
     PRIMARY KEY (product_code, hour, dimension, tags, shard)
 );
 
--- Each customer's usage per product, day (UTC), dimension and tag set.
+-- Each customer's usage per product, day (UTC), dimension and tag set. The key begins
+-- with the month: a report of a month's days per customer reads them in the key's order,
+-- already grouped (no sort).
 CREATE TABLE usage_by_day (
     product_code            TEXT NOT NULL,
-    day                     BIGINT NOT NULL,
+    month                   BIGINT NOT NULL,
     customer_aws_account_id TEXT NOT NULL,
     customer_identifier     TEXT NOT NULL,
     dimension               TEXT NOT NULL,
     tags                    TEXT NOT NULL,
+    day                     BIGINT NOT NULL,
     units                   BIGINT NOT NULL,
     micros                  BIGINT NOT NULL,
     records                 BIGINT NOT NULL,
     allocations             BIGINT NOT NULL,
-    PRIMARY KEY (product_code, day, customer_aws_account_id, customer_identifier, dimension, tags)
+    PRIMARY KEY (product_code, month, customer_aws_account_id, customer_identifier, dimension,
+                 tags, day)
 );
 
 -- The admin API's bearer token, as its SHA-256 (hex): generated on a first start without
