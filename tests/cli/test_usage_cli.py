@@ -16,7 +16,16 @@ from marketmeter.cli import main
 from marketmeter.clock import FixedClock
 from marketmeter.domain.service import MeteringService
 from marketmeter.store.sqlite import SqliteStore
-from tests.factories import BUYER, BUYER_IDENTIFIER, SAAS, alloc, caller, make_catalog, record
+from tests.factories import (
+    BUYER,
+    BUYER_IDENTIFIER,
+    BUYER_LICENSE,
+    SAAS,
+    alloc,
+    caller,
+    make_catalog,
+    record,
+)
 
 NOW = datetime(2026, 11, 15, 12, 30, tzinfo=UTC)
 
@@ -164,3 +173,72 @@ def test_an_unknown_product_is_an_error(db: str) -> None:
 def test_an_unknown_period_is_refused_by_the_options(db: str) -> None:
     result = report(db, "--by", "week")
     assert result.exit_code == 2
+
+
+def test_usage_check_finds_usage_billed_twice_and_missed_hours(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'check.db'}"
+    t0 = datetime(2026, 11, 15, 0, 10, tzinfo=UTC)
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(make_catalog()))
+    assert run("clock", "set", "--database", url, t0.isoformat()).exit_code == 0
+    assert run("catalog", "apply", "--database", url, str(path)).exit_code == 0  # subscribed at t0
+    store = SqliteStore(tmp_path / "check.db")
+    service = MeteringService(store, FixedClock(t0 + timedelta(hours=5)))
+    hour = t0.replace(minute=0)
+    sent = [
+        record(hour + timedelta(hours=1, minutes=5)),
+        record(hour + timedelta(hours=2, minutes=5)),
+        record(hour + timedelta(hours=4, minutes=5), dimension="storage_gb"),
+    ]
+    outcome = service.batch_meter_usage(caller("seller"), SAAS, sent)
+    by_license = [record(hour + timedelta(hours=2, minutes=6), license_arn=BUYER_LICENSE)]
+    outcome2 = service.batch_meter_usage(caller("seller"), None, by_license)
+    statuses = [r.status for r in (*outcome.results, *outcome2.results)]
+    assert statuses == ["Success"] * 4
+    store.close()
+    assert (
+        run("clock", "set", "--database", url, (t0 + timedelta(hours=5)).isoformat()).exit_code == 0
+    )
+
+    result = run(
+        "usage",
+        "check",
+        "--database",
+        url,
+        "--product",
+        SAAS,
+        "--from",
+        "2026-11-15",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    mine = [w for w in json.loads(result.output) if w["customer_aws_account_id"] == BUYER]
+    assert [(w["kind"], w["hour"], w["hours"], w["dimension"]) for w in mine] == [
+        ("billed-twice", "2026-11-15T02:00:00Z", 1, "users"),
+        ("missed-hours", "2026-11-15T03:00:00Z", 1, None),
+    ]
+    others = [w for w in json.loads(result.output) if w["customer_aws_account_id"] != BUYER]
+    # the other subscribers sent nothing in the four closed hours since they subscribed
+    assert others and all(
+        (w["kind"], w["hour"], w["hours"]) == ("missed-hours", "2026-11-15T01:00:00Z", 4)
+        for w in others
+    )
+    table = run(
+        "usage", "check", "--database", url, "--product", SAAS, "--from", "2026-11-15", "--strict"
+    )
+    assert table.exit_code == 1
+    assert "billed-twice: 444455556666 was metered for users in the hour of " in table.output
+    quiet = run(
+        "usage",
+        "check",
+        "--database",
+        url,
+        "--product",
+        SAAS,
+        "--from",
+        "2026-11-15T04:00",
+        "--to",
+        "2026-11-15T04:30",
+    )
+    assert [line for line in quiet.output.splitlines() if BUYER in line] == []

@@ -483,6 +483,20 @@ def test_the_usage_report_is_the_cli_s(api: httpx.Client, admin_server: Server, 
     error_of(api.get(f"/products/{SAAS}/usage", params={"group": "colour"}), 422, "rejected")
     error_of(api.get(f"/products/{SAAS}/usage", params={"by": "week"}), 400, "invalid_query")
     error_of(api.get("/products/nope/usage"), 404, "not_found")
+    warnings = api.get(f"/products/{SAAS}/usage/warnings")
+    assert warnings.status_code == 200, warnings.text
+    check = marketmeter(
+        "usage",
+        "check",
+        "--database",
+        admin_server.database_url,
+        "--product",
+        SAAS,
+        "--format",
+        "json",
+    )
+    assert warnings.json() == json.loads(check.stdout)
+    error_of(api.get("/products/nope/usage/warnings"), 404, "not_found")
 
 
 # -- notifications and test controls ----------------------------------------------------------------

@@ -40,6 +40,8 @@ from marketmeter.admin.schemas import (
     TokenView,
     UsageQuery,
     UsageReportView,
+    WarningsQuery,
+    WarningView,
     WebhookBody,
     WebhookView,
     access_key_view,
@@ -358,6 +360,12 @@ def usage_report(call: Call) -> dict[str, Any]:
     return report.as_json()
 
 
+def usage_warnings(call: Call) -> list[dict[str, Any]]:
+    q: WarningsQuery = call.query
+    found = call.service.usage_warnings(call.params["code"], start=_utc(q.start), end=_utc(q.end))
+    return [w.as_json() for w in found]
+
+
 def _utc(at: datetime | None) -> datetime | None:
     if at is None:
         return None
@@ -631,6 +639,16 @@ ROUTES: tuple[Route, ...] = (
         "records",
         UsageReportView,
         query=UsageQuery,
+        errors=(400, 404, 422),
+    ),
+    Route(
+        "GET",
+        _P + "/usage/warnings",
+        usage_warnings,
+        "Warnings: usage billed twice (by customer and by LicenseArn), missed hourly reports",
+        "records",
+        list[WarningView],
+        query=WarningsQuery,
         errors=(400, 404, 422),
     ),
     Route(

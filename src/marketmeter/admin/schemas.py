@@ -213,6 +213,24 @@ class UsageQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Default: now."""
 
 
+class WarningsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    start: datetime | None = msgspec.field(default=None, name="from")
+    """Default: the start of the current month (UTC)."""
+    end: datetime | None = msgspec.field(default=None, name="to")
+    """Default: now."""
+
+
+class WarningView(msgspec.Struct, frozen=True):
+    kind: Literal["billed-twice", "missed-hours"]
+    customer_aws_account_id: str
+    customer_identifier: str | None
+    hour: str
+    """The hour billed twice, or the first hour missed."""
+    hours: int
+    dimension: str | None
+    message: str
+
+
 class UsageRowView(msgspec.Struct, frozen=True):
     """`period`, the group's keys (customer_identifier, customer_aws_account_id, dimension,
     tag:KEY — null for untagged usage), `quantity` and `records`."""

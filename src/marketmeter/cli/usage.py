@@ -1,4 +1,5 @@
-"""`marketmeter usage report`: exact totals per period and group, from the rollups."""
+"""`marketmeter usage report` (exact totals per period and group, from the rollups) and
+`usage check` (what would go wrong on AWS)."""
 
 from __future__ import annotations
 
@@ -130,3 +131,41 @@ def format_table(columns: list[str], rows: list[list[str]], numeric: set[str]) -
 def _text(value: Any, none: str) -> str:
     """A cell: `none` for no value (an untagged group, a customer without identifier)."""
     return none if value is None else str(value)
+
+
+@usage.command("check")
+@database_option
+@click.option("--product", "product_code", required=True, help="The product's code.")
+@click.option("--from", "start", default=None, help="ISO 8601 (default: this month's start).")
+@click.option("--to", "end", default=None, help="ISO 8601, exclusive (default: now).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--strict", is_flag=True, help="Exit with status 1 when there is a warning.")
+def usage_check(
+    *,
+    database_url: str,
+    product_code: str,
+    start: str | None,
+    end: str | None,
+    fmt: str,
+    strict: bool,
+) -> None:
+    """Warnings a seller needs: a customer, dimension and hour metered both by customer and
+    by LicenseArn (AWS bills both), and closed hours in which a subscribed customer sent no
+    record (a missed hourly report)."""
+    with opened(database_url) as service:
+        found = service.usage_warnings(
+            product_code,
+            start=None if start is None else parse_time(start),
+            end=None if end is None else parse_time(end),
+        )
+    if fmt == "json":
+        click.echo(orjson.dumps([w.as_json() for w in found], option=orjson.OPT_INDENT_2))
+    elif not found:
+        click.echo(f"{product_code}: no warnings")
+    else:
+        for w in found:
+            click.echo(f"{w.kind}: {w.message}")
+    if strict and found:
+        sys.exit(1)

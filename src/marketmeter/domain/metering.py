@@ -152,6 +152,8 @@ class Metering:
                 raise InvalidProductCode(_not_your_product(product_code, caller))
             if product.type != "saas":
                 raise InvalidProductCode(_not_saas(product))
+            if any(r.license_arn is not None for r in records):  # the protocol refuses it too
+                raise ValidationFailed(["ProductCode and a LicenseArn: send one or the other"])
             return product, {}
         licenses: dict[str, Subscription] = {}
         products: dict[str, Product] = {}

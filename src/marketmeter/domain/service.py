@@ -35,7 +35,13 @@ from marketmeter.domain.models import (
 )
 from marketmeter.domain.ports import Store
 from marketmeter.domain.registration import DEFAULT_TOKEN_TTL, Registration
-from marketmeter.domain.usage import Period, UsageReport, product_usage
+from marketmeter.domain.usage import (
+    Period,
+    UsageReport,
+    UsageWarning,
+    product_usage,
+    usage_warnings,
+)
 
 # The operations DisabledApiException can refuse (the model lists it for these three).
 _SWITCHED_BY_REGION = frozenset({"BatchMeterUsage", "ResolveCustomer", "RegisterUsage"})
@@ -181,6 +187,11 @@ class MeteringService:
             start=start,
             end=end,
         )
+
+    def usage_warnings(
+        self, product_code: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[UsageWarning]:
+        return usage_warnings(self.store, self.clock.now(), product_code, start=start, end=end)
 
     def export_records(self, product_code: str | None = None) -> Iterator[dict[str, Any]]:
         for record in self.store.iter_records(product_code):

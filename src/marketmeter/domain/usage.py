@@ -58,6 +58,8 @@ class StoredRecord:
     received_at: datetime
     resource: str | None
     """MeterUsage: the calling resource (its access key); None for BatchMeterUsage."""
+    by_license_arn: bool = False
+    """Sent with a LicenseArn (else by CustomerIdentifier or account)."""
 
     @property
     def hour(self) -> datetime:
@@ -86,6 +88,7 @@ def stored_record(record: MeteringRecord) -> StoredRecord:
         operation=record.operation,
         received_at=record.received_at,
         resource=record.slot.resource or None,
+        by_license_arn=bool(record.slot.license_key),
     )
 
 
@@ -333,3 +336,102 @@ def product_usage(
 def _row_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
     period, base = item[0]
     return (period, tuple((v is not None, v or "") for _, v in base))
+
+
+# -- warnings --------------------------------------------------------------------------------
+
+WarningKind = Literal["billed-twice", "missed-hours"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageWarning:
+    kind: WarningKind
+    customer_aws_account_id: str
+    customer_identifier: str | None
+    hour: datetime
+    """The hour (billed twice), or the first of the hours missed."""
+    hours: int
+    dimension: str | None
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "customer_aws_account_id": self.customer_aws_account_id,
+            "customer_identifier": self.customer_identifier,
+            "hour": iso_z(self.hour),
+            "hours": self.hours,
+            "dimension": self.dimension,
+            "message": self.message,
+        }
+
+
+def usage_warnings(
+    store: Reader,
+    now: datetime,
+    product_code: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[UsageWarning]:
+    """What would go wrong on AWS, in [start, end) (default: this month until now), whole
+    hours: a customer, dimension and hour metered both by customer and by LicenseArn (two
+    slots on AWS: billed twice); closed hours in which a subscribed customer sent no record
+    at all (a missed hourly report). Reads the records of the range."""
+    if store.get_product(product_code) is None:
+        raise NotFound(f"no product {product_code!r}")
+    first, last = default_range(now)
+    start, end = report_range(start or first, end or last, "hour")
+    if start >= end:
+        raise CatalogError("the check's start must be before its end")
+    ways: dict[tuple[str, str, datetime], set[bool]] = {}
+    metered: set[tuple[str, datetime]] = set()
+    identifiers: dict[str, str | None] = {}
+    for r in find_records(store, RecordFilter(product_code, start=start, end=end)):
+        ways.setdefault((r.customer_aws_account_id, r.dimension, r.hour), set()).add(
+            r.by_license_arn
+        )
+        metered.add((r.customer_aws_account_id, r.hour))
+        identifiers[r.customer_aws_account_id] = r.customer_identifier
+    found = [
+        UsageWarning(
+            "billed-twice",
+            account,
+            identifiers.get(account),
+            hour,
+            1,
+            dimension,
+            f"{account} was metered for {dimension} in the hour of {iso_z(hour)} both by "
+            "customer and by LicenseArn: AWS bills both",
+        )
+        for (account, dimension, hour), sent in sorted(ways.items())
+        if len(sent) == 2
+    ]
+    closed = period_start(now, "hour")
+    for sub in store.product_subscriptions(product_code):
+        first_hour = report_range(sub.created_at, sub.created_at, "hour")[1]
+        until = min(end, closed, *(() if sub.ends_at is None else (sub.ends_at,)))
+        hour = max(first_hour, start)
+        run_start, run_length = None, 0
+        while hour < until or run_start is not None:
+            if hour < until and (sub.customer_aws_account_id, hour) not in metered:
+                if run_start is None:
+                    run_start = hour
+                run_length += 1
+            elif run_start is not None:
+                found.append(
+                    UsageWarning(
+                        "missed-hours",
+                        sub.customer_aws_account_id,
+                        sub.customer_identifier or None,
+                        run_start,
+                        run_length,
+                        None,
+                        f"{sub.customer_aws_account_id} is subscribed and sent no record for "
+                        f"{run_length} hour{'s' if run_length > 1 else ''} from "
+                        f"{iso_z(run_start)}",
+                    )
+                )
+                run_start, run_length = None, 0
+            hour += timedelta(hours=1)
+    return found
