@@ -44,12 +44,12 @@ def _fill_sql(dialect: str, customers: int, records: int) -> list[str]:
             f"{records - 1}) "
         )
         source = "n"
-        account = "printf('%012d', i % {c})"
+        account = "printf('%012d', i - (i / {c}) * {c})"
         text = "CAST(i AS TEXT)"
     else:
         numbers = ""
         source = f"generate_series(0, {records - 1}) AS n(i)"
-        account = "lpad(CAST(i % {c} AS TEXT), 12, '0')"
+        account = "lpad(CAST(i - (i / {c}) * {c} AS TEXT), 12, '0')"
         text = "CAST(i AS TEXT)"
     account = account.format(c=customers)
     if dialect == "sqlite":
@@ -60,22 +60,28 @@ def _fill_sql(dialect: str, customers: int, records: int) -> list[str]:
             "'UTC')) AS BIGINT) * 1000"
         )
     hour = f"({START_MS} + (i / {per_hour}) * 3600000)"
-    micros = "((i % 7) + 1) * 1000000 + (CASE WHEN i % 3 = 0 THEN 500000 ELSE 0 END)"
+    # ("%" is a placeholder's mark for psycopg: remainders by hand)
+    micros = (
+        "((i - (i / 7) * 7) + 1) * 1000000 + (CASE WHEN i - (i / 3) * 3 = 0 THEN 500000 ELSE 0 END)"
+    )
     return [
         f"{numbers}INSERT INTO metering_records (record_id, product_code, "
         "customer_aws_account_id, resource, license_key, dimension, hour, operation, "
         "timestamp, quantity_micros, quantity_text, quantity_as_decimal, allocations, "
         "customer_identifier, license_arn, received_at) "
         f"SELECT 'r' || {text}, '{PRODUCT}', {account}, '', '', "
-        f"'dim' || CAST((i / {customers}) % {DIMENSIONS} AS TEXT), {hour}, 'BatchMeterUsage', "
-        f"{hour} + 60000, {micros}, '0', 1, NULL, 'cust' || CAST(i % {customers} AS TEXT), "
+        f"'dim' || CAST(i / {customers} - (i / {per_hour}) * {DIMENSIONS} AS TEXT), {hour}, "
+        "'BatchMeterUsage', "
+        f"{hour} + 60000, {micros}, '0', 1, NULL, 'cust' || CAST(i - (i / {customers}) * "
+        f"{customers} AS TEXT), "
         f"'arn', {hour} + 120000 FROM {source}",
         f"INSERT INTO usage_by_day SELECT product_code, {month}, customer_aws_account_id, "
-        "customer_identifier, dimension, '', hour - hour % 86400000, "
+        "customer_identifier, dimension, '', (hour / 86400000) * 86400000, "
         "SUM(quantity_micros / 1000000), SUM(quantity_micros - quantity_micros / 1000000 * "
         "1000000), COUNT(*), COUNT(*) FROM metering_records GROUP BY 1, 2, 3, 4, 5, 7",
         "INSERT INTO usage_by_hour SELECT product_code, hour, dimension, '', "
-        "CAST(customer_aws_account_id AS BIGINT) % 16, SUM(quantity_micros / 1000000), "
+        "CAST(customer_aws_account_id AS BIGINT) - CAST(customer_aws_account_id AS BIGINT) / 16 "
+        "* 16, SUM(quantity_micros / 1000000), "
         "SUM(quantity_micros - quantity_micros / 1000000 * 1000000), COUNT(*), COUNT(*) "
         "FROM metering_records GROUP BY 1, 2, 3, 5",
     ]

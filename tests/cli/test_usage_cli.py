@@ -40,7 +40,10 @@ def db(tmp_path: Path) -> str:
     before: users 2.5 + 4 (the second tagged team=a 1 and team=b/c 3), storage_gb 7."""
     url = f"sqlite:///{tmp_path / 'usage.db'}"
     path = tmp_path / "catalog.yaml"
-    path.write_text(yaml.safe_dump(make_catalog()))
+    catalog = make_catalog()
+    saas = next(p for p in catalog["products"] if p["product_code"] == SAAS)
+    saas["prices"] = {"users": {"price_per_unit": 0.125, "currency": "USD"}}
+    path.write_text(yaml.safe_dump(catalog))
     assert run("catalog", "apply", "--database", url, str(path)).exit_code == 0
     assert run("clock", "set", "--database", url, NOW.isoformat()).exit_code == 0
     store = SqliteStore(tmp_path / "usage.db")
@@ -242,3 +245,72 @@ def test_usage_check_finds_usage_billed_twice_and_missed_hours(tmp_path: Path) -
         "2026-11-15T04:30",
     )
     assert [line for line in quiet.output.splitlines() if BUYER in line] == []
+
+
+def test_the_invoice_preview_prices_each_customer_s_month(db: str) -> None:
+    result = run(
+        "usage",
+        "invoice",
+        "--database",
+        db,
+        "--product",
+        SAAS,
+        "--month",
+        "2026-11",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    preview = json.loads(result.output)
+    assert preview["month"] == "2026-11"
+    [customer] = preview["customers"]
+    assert customer["customer_aws_account_id"] == BUYER
+    assert customer["lines"] == [
+        {
+            "dimension": "storage_gb",
+            "quantity": "7",
+            "price_per_unit": None,
+            "currency": None,
+            "amount": None,
+        },
+        {
+            "dimension": "users",
+            "quantity": "6.5",
+            "price_per_unit": "0.125",
+            "currency": "USD",
+            "amount": "0.8125",
+        },
+    ]
+    assert customer["totals"] == {"USD": "0.8125"}
+    assert preview["totals"] == {"USD": "0.8125"}
+    table = run("usage", "invoice", "--database", db, "--product", SAAS, "--month", "2026-11")
+    assert table.exit_code == 0
+    assert table.output.splitlines()[-1].split() == ["all", "customers", "total", "0.8125", "USD"]
+    empty = run("usage", "invoice", "--database", db, "--product", SAAS, "--month", "2026-10")
+    assert "no usage in this month" in empty.output
+    bad = run("usage", "invoice", "--database", db, "--product", SAAS, "--month", "November")
+    assert bad.exit_code == 1
+    assert "a month is YYYY-MM" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("prices", "message"),
+    [
+        ({"seats": {"price_per_unit": "1", "currency": "USD"}}, ".prices.seats: not a dimension"),
+        ({"users": {"price_per_unit": "-1", "currency": "USD"}}, ".prices.users.price_per_unit"),
+        ({"users": {"price_per_unit": "1", "currency": "usd"}}, ".prices.users.currency"),
+        ({"users": {"price_per_unit": "1"}}, ".prices.users.currency"),
+        ({"users": {"price_per_unit": "1", "currency": "USD", "tax": 1}}, "unknown field"),
+        (["users"], ".prices: a mapping"),
+    ],
+)
+def test_bad_prices_are_refused_with_their_field(
+    tmp_path: Path, prices: object, message: str
+) -> None:
+    catalog = make_catalog()
+    catalog["products"][0]["prices"] = prices
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog))
+    result = run("catalog", "apply", "--database", f"sqlite:///{tmp_path / 'p.db'}", str(path))
+    assert result.exit_code == 1
+    assert message in result.output

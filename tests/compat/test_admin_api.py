@@ -191,6 +191,7 @@ def test_apply_a_catalog_then_read_products(api: httpx.Client, tmp_path: Path) -
                     "dimensions": ["seats", "gb"],
                     "pricing": "contract",
                     "fulfillment_url": receiver.url("/fulfil"),
+                    "prices": {"gb": {"price_per_unit": "0.023", "currency": "EUR"}},
                 }
             ],
         }
@@ -205,6 +206,7 @@ def test_apply_a_catalog_then_read_products(api: httpx.Client, tmp_path: Path) -
         product = api.get(f"/products/{CONTRACT}").json()
         assert product["pricing"] == "contract"
         assert product["dimensions"] == ["seats", "gb"]
+        assert product["prices"] == {"gb": {"price_per_unit": "0.023", "currency": "EUR"}}
         assert CONTRACT in [p["product_code"] for p in api.get("/products").json()]
 
         # subscribe: the token, POSTed to the fulfillment URL, the answer reported
@@ -286,6 +288,14 @@ def test_tokens_and_keys(api: httpx.Client, admin_server: Server) -> None:
         api.post(
             f"/products/{SAAS}/registration-tokens",
             json={"customer_aws_account_id": BUYER, "expires_in_seconds": 0},
+        ),
+        422,
+        "invalid_body",
+    )
+    error_of(
+        api.post(
+            f"/products/{SAAS}/registration-tokens",
+            json={"customer_aws_account_id": BUYER, "expires_in_seconds": 10**15},
         ),
         422,
         "invalid_body",
@@ -497,6 +507,25 @@ def test_the_usage_report_is_the_cli_s(api: httpx.Client, admin_server: Server, 
     )
     assert warnings.json() == json.loads(check.stdout)
     error_of(api.get("/products/nope/usage/warnings"), 404, "not_found")
+    month = datetime.now(UTC).strftime("%Y-%m")
+    preview = api.get(f"/products/{SAAS}/invoice", params={"month": month})
+    assert preview.status_code == 200, preview.text
+    cli_preview = marketmeter(
+        "usage",
+        "invoice",
+        "--database",
+        admin_server.database_url,
+        "--product",
+        SAAS,
+        "--month",
+        month,
+        "--format",
+        "json",
+    )
+    assert preview.json() == json.loads(cli_preview.stdout)
+    assert account in [c["customer_aws_account_id"] for c in preview.json()["customers"]]
+    error_of(api.get(f"/products/{SAAS}/invoice", params={"month": "May"}), 422, "rejected")
+    error_of(api.get(f"/products/{SAAS}/invoice"), 400, "invalid_query")
 
 
 # -- notifications and test controls ----------------------------------------------------------------
@@ -543,6 +572,9 @@ def test_test_controls(api: httpx.Client) -> None:
     assert faults.status_code == 200
     assert faults.json()["faults"]["throttle_rate"] == 0.5
     error_of(api.put("/test-controls/faults", json={"throttle_rate": 2}), 422, "rejected")
+    error_of(
+        api.put("/test-controls/faults", json={"internal_errors": 10**12}), 422, "invalid_body"
+    )
     assert api.delete("/test-controls/faults").json()["faults"] is None
 
 

@@ -28,6 +28,8 @@ from marketmeter.admin.schemas import (
     EventTargetView,
     FaultsBody,
     FulfillmentView,
+    InvoiceQuery,
+    InvoiceView,
     ProductView,
     PublicKeyView,
     RecordPage,
@@ -61,7 +63,7 @@ from marketmeter.domain.marketplace import MAX_CLOCK_OFFSET
 from marketmeter.domain.models import Product, Subscription
 from marketmeter.domain.ports import RecordFilter
 from marketmeter.domain.service import MeteringService
-from marketmeter.domain.usage import stored_record
+from marketmeter.domain.usage import parse_month, stored_record
 
 MAX_PAGE = 1000
 
@@ -228,16 +230,9 @@ def remove_entitlement(call: Call) -> None:
 
 def issue_token(call: Call) -> TokenView:
     body: TokenBody = call.body
-    expires_in = None
-    if body.expires_in_seconds is not None:
-        if body.expires_in_seconds <= 0:
-            raise ApiError(
-                422,
-                "invalid_body",
-                "body field 'expires_in_seconds': must be positive",
-                {"field": "expires_in_seconds"},
-            )
-        expires_in = timedelta(seconds=body.expires_in_seconds)
+    expires_in = (
+        None if body.expires_in_seconds is None else timedelta(seconds=body.expires_in_seconds)
+    )
     token = call.service.issue_registration_token(
         call.params["code"], body.customer_aws_account_id, expires_in
     )
@@ -366,6 +361,11 @@ def usage_warnings(call: Call) -> list[dict[str, Any]]:
     return [w.as_json() for w in found]
 
 
+def invoice(call: Call) -> dict[str, Any]:
+    q: InvoiceQuery = call.query
+    return call.service.invoice_preview(call.params["code"], parse_month(q.month)).as_json()
+
+
 def _utc(at: datetime | None) -> datetime | None:
     if at is None:
         return None
@@ -460,13 +460,6 @@ def reset_clock(call: Call) -> ControlsView:
 def set_faults(call: Call) -> ControlsView:
     _controls_enabled(call)
     b: FaultsBody = call.body
-    if b.internal_errors < 0:
-        raise ApiError(
-            422,
-            "invalid_body",
-            "body field 'internal_errors': 0 or more",
-            {"field": "internal_errors"},
-        )
     faults = checked_faults(
         b.operation, b.throttle, b.throttle_rate, b.unprocessed_rate, b.latency_ms
     )
@@ -639,6 +632,16 @@ ROUTES: tuple[Route, ...] = (
         "records",
         UsageReportView,
         query=UsageQuery,
+        errors=(400, 404, 422),
+    ),
+    Route(
+        "GET",
+        _P + "/invoice",
+        invoice,
+        "An invoice preview: each customer's usage of a month priced by the catalog",
+        "records",
+        InvoiceView,
+        query=InvoiceQuery,
         errors=(400, 404, 422),
     ),
     Route(

@@ -5,11 +5,11 @@ one definition of each shape."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from marketmeter.domain.controls import TestControls
+from marketmeter.domain.controls import MAX_INTERNAL_ERRORS, MAX_LATENCY_MS, TestControls
 from marketmeter.domain.models import AccessKey, Entitlement, Product, Subscription
 from marketmeter.domain.outbox import Attempt, Delivery
 from marketmeter.domain.targets import EventTarget, Webhook
@@ -52,6 +52,11 @@ class AccountView(msgspec.Struct, frozen=True):
     access_keys: list[AccessKeyView]
 
 
+class PriceView(msgspec.Struct, frozen=True):
+    price_per_unit: str
+    currency: str
+
+
 class ProductView(msgspec.Struct, frozen=True):
     product_code: str
     seller_account_id: str
@@ -60,6 +65,7 @@ class ProductView(msgspec.Struct, frozen=True):
     fulfillment_url: str | None
     concurrent_agreements: bool
     pricing: Literal["usage", "contract", "contract_with_consumption"]
+    prices: dict[str, PriceView]
 
 
 class SubscriptionView(msgspec.Struct, frozen=True):
@@ -132,7 +138,8 @@ class EntitlementBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class TokenBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     customer_aws_account_id: str
-    expires_in_seconds: int | None = None
+    expires_in_seconds: Annotated[int, msgspec.Meta(ge=1, le=315_360_000)] | None = None
+    """1 second to 10 years; default: the server's token lifetime (4 hours)."""
 
 
 class TokenView(msgspec.Struct, frozen=True):
@@ -229,6 +236,34 @@ class WarningView(msgspec.Struct, frozen=True):
     hours: int
     dimension: str | None
     message: str
+
+
+class InvoiceQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    month: str
+    """YYYY-MM."""
+
+
+class InvoiceLineView(msgspec.Struct, frozen=True):
+    dimension: str
+    quantity: str
+    price_per_unit: str | None
+    currency: str | None
+    amount: str | None
+
+
+class CustomerInvoiceView(msgspec.Struct, frozen=True):
+    customer_identifier: str | None
+    customer_aws_account_id: str
+    lines: list[InvoiceLineView]
+    totals: dict[str, str]
+
+
+class InvoiceView(msgspec.Struct, frozen=True):
+    product: str
+    month: str
+    customers: list[CustomerInvoiceView]
+    totals: dict[str, str]
+    """By currency."""
 
 
 class UsageRowView(msgspec.Struct, frozen=True):
@@ -331,8 +366,8 @@ class FaultsBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     throttle: bool = False
     throttle_rate: float = 0.0
     unprocessed_rate: float = 0.0
-    latency_ms: int = 0
-    internal_errors: int = 0
+    latency_ms: Annotated[int, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)] = 0
+    internal_errors: Annotated[int, msgspec.Meta(ge=0, le=MAX_INTERNAL_ERRORS)] = 0
     """The next N calls answer InternalServiceError."""
 
 
@@ -375,6 +410,7 @@ def product_view(p: Product) -> ProductView:
         p.fulfillment_url,
         p.concurrent_agreements,
         p.pricing,
+        {d: PriceView(v.price_per_unit, v.currency) for d, v in p.prices.items()},
     )
 
 

@@ -12,7 +12,7 @@ import click
 import orjson
 
 from marketmeter.cli.common import database_option, opened, parse_time
-from marketmeter.domain.usage import DEFAULT_GROUP, PERIODS, UsageReport
+from marketmeter.domain.usage import DEFAULT_GROUP, PERIODS, UsageReport, parse_month
 
 
 @click.group()
@@ -169,3 +169,44 @@ def usage_check(
             click.echo(f"{w.kind}: {w.message}")
     if strict and found:
         sys.exit(1)
+
+
+@usage.command("invoice")
+@database_option
+@click.option("--product", "product_code", required=True, help="The product's code.")
+@click.option("--month", required=True, help="YYYY-MM, as 2026-11.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def usage_invoice(*, database_url: str, product_code: str, month: str, fmt: str) -> None:
+    """Each customer's usage of the month priced by the catalog's `prices`: a preview of
+    what AWS would invoice for the metered usage (no fees, taxes or contracts)."""
+    with opened(database_url) as service:
+        preview = service.invoice_preview(product_code, parse_month(month))
+    if fmt == "json":
+        click.echo(orjson.dumps(preview.as_json(), option=orjson.OPT_INDENT_2))
+        return
+    click.echo(f"{product_code}: invoice preview for {preview.month:%Y-%m}")
+    if not preview.customers:
+        click.echo("no usage in this month")
+        return
+    columns = ["customer", "dimension", "quantity", "price_per_unit", "amount", "currency"]
+    rows = []
+    for c in preview.customers:
+        who = c.customer_identifier or c.customer_aws_account_id
+        for line in c.lines:
+            rows.append(
+                [
+                    who,
+                    line.dimension,
+                    str(line.quantity),
+                    "-" if line.price_per_unit is None else str(line.price_per_unit),
+                    "-" if line.amount is None else str(line.amount),
+                    line.currency or "-",
+                ]
+            )
+        for currency, total in c.totals.items():
+            rows.append([who, "total", "", "", str(total), currency])
+    for currency, total in preview.totals.items():
+        rows.append(["all customers", "total", "", "", str(total), currency])
+    click.echo(format_table(columns, rows, numeric={"quantity", "price_per_unit", "amount"}))

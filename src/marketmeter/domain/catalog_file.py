@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from marketmeter.domain.entitlements import typed_value
@@ -20,6 +21,7 @@ from marketmeter.domain.models import (
     Catalog,
     CatalogEntitlement,
     CatalogSubscription,
+    Price,
     Product,
 )
 
@@ -27,6 +29,8 @@ ACCOUNT_ID = re.compile(r"[0-9]{12}")
 ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 PRODUCT_CODE = re.compile(r"[-a-zA-Z0-9/=:_.@]{1,255}")
 AGREEMENT_ID = re.compile(r"[A-Za-z0-9_/-]{1,64}")
+_DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,12})?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 LICENSE_ARN = re.compile(
     r"arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:"
     r"[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}"
@@ -125,6 +129,7 @@ def _product(item: Any, at: str, errors: list[str]) -> Product:
             "fulfillment_url",
             "concurrent_agreements",
             "pricing",
+            "prices",
         },
         errors,
     )
@@ -164,7 +169,42 @@ def _product(item: Any, at: str, errors: list[str]) -> Product:
         fulfillment_url=_opt_str(item, "fulfillment_url", at, errors),
         concurrent_agreements=concurrent,
         pricing=pricing,
+        prices=_prices(item.get("prices"), dimensions, f"{at}.prices", errors),
     )
+
+
+def _prices(value: Any, dimensions: list[str], at: str, errors: list[str]) -> dict[str, Price]:
+    """`prices: {dimension: {price_per_unit: "0.10", currency: USD}}` (optional)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        errors.append(f"{at}: a mapping of dimension to price_per_unit and currency")
+        return {}
+    prices = {}
+    for dimension, price in value.items():
+        where = f"{at}.{dimension}"
+        if dimension not in dimensions:
+            errors.append(f"{where}: not a dimension of the product")
+            continue
+        if not isinstance(price, Mapping):
+            errors.append(f"{where}: price_per_unit and currency")
+            continue
+        _no_unknown(price, where, {"price_per_unit", "currency"}, errors)
+        amount = price.get("price_per_unit")
+        text = repr(amount) if isinstance(amount, float) else amount
+        if (
+            isinstance(amount, bool)
+            or not isinstance(text, (str, int))
+            or not _DECIMAL.fullmatch(str(text))
+        ):
+            errors.append(f'{where}.price_per_unit: a decimal of 0 or more, as "0.125"')
+            continue
+        currency = price.get("currency")
+        if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+            errors.append(f"{where}.currency: an ISO 4217 code of three capitals, as USD")
+            continue
+        prices[dimension] = Price(str(Decimal(str(text))), currency)
+    return prices
 
 
 def _subscription(item: Any, at: str, errors: list[str]) -> CatalogSubscription:

@@ -59,6 +59,16 @@ def parse_duration(text: str) -> timedelta:
     return sign * total
 
 
+MAX_LATENCY_MS = 600_000
+MAX_INTERNAL_ERRORS = 1_000_000
+
+
+def checked_internal_errors(count: int) -> int:
+    if not 0 <= count <= MAX_INTERNAL_ERRORS:
+        raise CatalogError(f"internal errors: 0 to {MAX_INTERNAL_ERRORS} calls, not {count}")
+    return count
+
+
 def checked_faults(
     operation: str | None,
     throttle: bool,
@@ -71,8 +81,8 @@ def checked_faults(
     for name, rate in (("throttle rate", throttle_rate), ("unprocessed rate", unprocessed_rate)):
         if not 0.0 <= rate <= 1.0:
             raise CatalogError(f"the {name} is a fraction from 0 to 1, not {rate}")
-    if latency_ms < 0:
-        raise CatalogError(f"latency is a number of milliseconds, not {latency_ms}")
+    if not 0 <= latency_ms <= MAX_LATENCY_MS:
+        raise CatalogError(f"latency is 0 to {MAX_LATENCY_MS} milliseconds, not {latency_ms}")
     return Faults(operation, throttle, throttle_rate, unprocessed_rate, latency_ms)
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from msgspec.structs import replace
 
-from marketmeter.domain.controls import Faults, TestControls
+from marketmeter.domain.controls import Faults, TestControls, checked_internal_errors
 from marketmeter.domain.errors import CatalogError, Conflict, NotFound
 from marketmeter.domain.lifecycle import Lifecycle
 from marketmeter.domain.notifications import iso_millis
@@ -107,6 +107,7 @@ class Marketplace(Lifecycle):
         return self._update_controls(lambda c: replace(c, clock_offset=timedelta(0)))
 
     def set_faults(self, faults: Faults, internal_errors: int) -> TestControls:
+        checked_internal_errors(internal_errors)
         return self._update_controls(
             lambda c: replace(c, faults=faults, internal_errors=internal_errors)
         )

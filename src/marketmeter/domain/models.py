@@ -47,6 +47,13 @@ class AccessKey(msgspec.Struct, frozen=True, gc=False):
     """The metering actions this key may call (IAM allow list); None allows all."""
 
 
+class Price(msgspec.Struct, frozen=True, gc=False):
+    """A dimension's price, for invoice previews: an exact decimal per unit, a currency."""
+
+    price_per_unit: str
+    currency: str
+
+
 class Product(msgspec.Struct, frozen=True, gc=False):
     product_code: str
     seller_account_id: str
@@ -55,6 +62,8 @@ class Product(msgspec.Struct, frozen=True, gc=False):
     fulfillment_url: str | None = None
     concurrent_agreements: bool = False
     pricing: Pricing = "usage"
+    prices: dict[str, Price] = {}
+    """By dimension; optional (the catalog's `prices`)."""
 
     @property
     def has_contract(self) -> bool:

@@ -21,6 +21,9 @@ DEFAULT_TOKEN_TTL = timedelta(hours=4)
 _TOKEN_BYTES = 132  # 176 base64 characters, like the tokens AWS posts to fulfillment URLs
 
 
+MAX_TOKEN_TTL = timedelta(days=3650)
+
+
 class Registration:
     def __init__(self, store: Store, clock: Clock, token_ttl: timedelta = DEFAULT_TOKEN_TTL):
         self._store = store
@@ -30,6 +33,10 @@ class Registration:
     def issue_token(
         self, product_code: str, customer_aws_account_id: str, expires_in: timedelta | None = None
     ) -> RegistrationToken:
+        if expires_in is not None and not timedelta(0) < expires_in <= MAX_TOKEN_TTL:
+            raise CatalogError(
+                f"a registration token expires in 1 second to {MAX_TOKEN_TTL.days} days"
+            )
         if self._store.get_product(product_code) is None:
             raise NotFound(f"no product {product_code}")
         subscriptions = self._store.find_subscriptions(

@@ -36,9 +36,11 @@ from marketmeter.domain.models import (
 from marketmeter.domain.ports import Store
 from marketmeter.domain.registration import DEFAULT_TOKEN_TTL, Registration
 from marketmeter.domain.usage import (
+    InvoicePreview,
     Period,
     UsageReport,
     UsageWarning,
+    invoice_preview,
     product_usage,
     usage_warnings,
 )
@@ -192,6 +194,9 @@ class MeteringService:
         self, product_code: str, *, start: datetime | None = None, end: datetime | None = None
     ) -> list[UsageWarning]:
         return usage_warnings(self.store, self.clock.now(), product_code, start=start, end=end)
+
+    def invoice_preview(self, product_code: str, month: datetime) -> InvoicePreview:
+        return invoice_preview(self.store, product_code, month)
 
     def export_records(self, product_code: str | None = None) -> Iterator[dict[str, Any]]:
         for record in self.store.iter_records(product_code):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, Literal
 
 import orjson
@@ -435,3 +435,118 @@ def usage_warnings(
                 run_start, run_length = None, 0
             hour += timedelta(hours=1)
     return found
+
+
+# -- invoice previews ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    dimension: str
+    quantity: Decimal
+    price_per_unit: Decimal | None
+    """None: the catalog gives the dimension no price."""
+    currency: str | None
+    amount: Decimal | None
+    """quantity × price_per_unit, exact (no rounding: AWS rounds on its own invoice)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInvoice:
+    customer_identifier: str | None
+    customer_aws_account_id: str
+    lines: tuple[InvoiceLine, ...]
+    totals: dict[str, Decimal]
+    """By currency."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePreview:
+    product_code: str
+    month: datetime
+    customers: tuple[CustomerInvoice, ...]
+    totals: dict[str, Decimal]
+
+    def as_json(self) -> dict[str, Any]:
+        def text(d: Decimal | None) -> str | None:
+            return None if d is None else str(d)
+
+        return {
+            "product": self.product_code,
+            "month": self.month.strftime("%Y-%m"),
+            "customers": [
+                {
+                    "customer_identifier": c.customer_identifier,
+                    "customer_aws_account_id": c.customer_aws_account_id,
+                    "lines": [
+                        {
+                            "dimension": line.dimension,
+                            "quantity": str(line.quantity),
+                            "price_per_unit": text(line.price_per_unit),
+                            "currency": line.currency,
+                            "amount": text(line.amount),
+                        }
+                        for line in c.lines
+                    ],
+                    "totals": {k: str(v) for k, v in c.totals.items()},
+                }
+                for c in self.customers
+            ],
+            "totals": {k: str(v) for k, v in self.totals.items()},
+        }
+
+
+def parse_month(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise CatalogError(f"a month is YYYY-MM, as 2026-11, not {text!r}") from None
+
+
+def invoice_preview(store: Reader, product_code: str, month: datetime) -> InvoicePreview:
+    """Each customer's usage of the month priced by the catalog's `prices`: a preview of
+    what AWS would invoice for the metered usage (no fees, taxes or contracts)."""
+    product = store.get_product(product_code)
+    if product is None:
+        raise NotFound(f"no product {product_code!r}")
+    month = period_start(month, "month")
+    report = usage_report(
+        store,
+        product_code,
+        by="month",
+        start=month,
+        end=next_period(month, "month"),
+        group=DEFAULT_GROUP,
+    )
+    customers: dict[tuple[str | None, str], list[InvoiceLine]] = {}
+    for row in report.rows:
+        dimension = row.keys["dimension"] or ""
+        price = product.prices.get(dimension)
+        unit = None if price is None else Decimal(price.price_per_unit)
+        line = InvoiceLine(
+            dimension,
+            row.quantity,
+            unit,
+            None if price is None else price.currency,
+            None if unit is None else _product_of(row.quantity, unit),
+        )
+        key = (row.keys["customer_identifier"], row.keys["customer_aws_account_id"] or "")
+        customers.setdefault(key, []).append(line)
+    grand: dict[str, Decimal] = {}
+    invoices = []
+    for (identifier, account), lines in sorted(customers.items(), key=lambda i: i[0][1]):
+        totals: dict[str, Decimal] = {}
+        for line in lines:
+            if line.amount is not None and line.currency is not None:
+                totals[line.currency] = totals.get(line.currency, Decimal(0)) + line.amount
+                grand[line.currency] = grand.get(line.currency, Decimal(0)) + line.amount
+        invoices.append(CustomerInvoice(identifier, account, tuple(lines), totals))
+    return InvoicePreview(product_code, month, tuple(invoices), grand)
+
+
+def _product_of(quantity: Decimal, price: Decimal) -> Decimal:
+    """quantity × price, exactly (enough digits for both), without trailing zeros."""
+    with localcontext() as exact:
+        exact.prec = 100
+        text = f"{quantity * price:f}"
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)

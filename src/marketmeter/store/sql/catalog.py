@@ -17,6 +17,7 @@ import orjson
 from marketmeter.domain.models import (
     AccessKey,
     Account,
+    Price,
     Product,
     RegistrationToken,
     SigningKey,
@@ -32,7 +33,7 @@ CHUNK = 5_000
 
 _PRODUCT_SELECT = (
     "SELECT product_code, seller_account_id, type, dimensions, fulfillment_url, "
-    "concurrent_agreements, pricing FROM products"
+    "concurrent_agreements, pricing, prices FROM products"
 )
 SUBSCRIPTION_COLUMNS = (
     "product_code",
@@ -316,6 +317,7 @@ class CatalogWrites(CatalogReads):
                     p.fulfillment_url,
                     int(p.concurrent_agreements),
                     p.pricing,
+                    _prices.encode(p.prices).decode() if p.prices else None,
                 )
                 for p in latest.values()
             ],
@@ -423,8 +425,9 @@ _PRODUCTS = _Table(
         "fulfillment_url",
         "concurrent_agreements",
         "pricing",
+        "prices",
     ),
-    ("text", "text", "text", "text", "text", "smallint", "text"),
+    ("text", "text", "text", "text", "text", "smallint", "text", "text"),
     "product_code",
 )
 _SUBSCRIPTIONS = _Table(
@@ -451,9 +454,14 @@ def _access_key(row: Any) -> AccessKey:
     return AccessKey(row[0], row[1], row[2], row[3], opt_from_ms(row[4]), row[5], row[6], actions)
 
 
+_prices = msgspec.json.Encoder()
+_prices_of = msgspec.json.Decoder(dict[str, Price])
+
+
 def _product(row: Any) -> Product:
+    prices = {} if row[7] is None else _prices_of.decode(row[7])
     return Product(
-        row[0], row[1], row[2], tuple(orjson.loads(row[3])), row[4], bool(row[5]), row[6]
+        row[0], row[1], row[2], tuple(orjson.loads(row[3])), row[4], bool(row[5]), row[6], prices
     )
 
 

@@ -1,4 +1,5 @@
--- marketmeter schema, version 6: usage rollups; records found by hour; the admin token.
+-- marketmeter schema, version 6: usage rollups; records found by hour; the admin token;
+-- prices.
 
 -- The slot's unique key puts the hour second, after the product: a product's records of
 -- some hours are one range of the index (reports, record queries by time), and the
@@ -56,5 +57,9 @@ CREATE TABLE admin_token (
     token_hash TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
+
+-- Prices per dimension, for invoice previews: JSON {"dimension": {"price_per_unit": "0.1",
+-- "currency": "USD"}}; NULL for none.
+ALTER TABLE products ADD COLUMN prices TEXT;
 
 -- Rows for the records already stored are added by store.sql.usage after this file.
