@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from marketmeter.domain.models import MeteringRecord
@@ -46,6 +47,16 @@ def _upsert_sql(table: str, key: tuple[str, ...], source: str) -> str:
         f"INSERT INTO {table} ({', '.join(key + _SUMS)}) {source} "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
     )
+
+
+_SQLITE_ROWS = 2_000
+"""Rows per SQLite statement (at 11 values a row, under its 32,766 parameters)."""
+
+
+@lru_cache(maxsize=256)
+def _values_upsert_sql(table: str, key: tuple[str, ...], width: int, rows: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return _upsert_sql(table, key, "VALUES " + ", ".join([row] * rows))
 
 
 def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
@@ -113,14 +124,19 @@ def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
         # same order (no deadlock). SQLite has one writer at a time.
         items = sorted(sums.items()) if postgres else sums.items()
         rows = [(*k, *divmod(m, MICROS_PER_UNIT), n, a) for k, (m, n, a) in items]
-        source, params = rows_select(run.dialect, types, rows)
-        statements.append((_upsert_sql(table, key_columns, source), params))
-    (hour_sql, hour_params), (day_sql, day_params) = statements
+        if postgres:
+            source, params = rows_select(run.dialect, types, rows)
+            statements.append((_upsert_sql(table, key_columns, source), params))
+            continue
+        # SQLite: plain VALUES (a JSON source is parsed again for every field it yields)
+        width = len(types)
+        for at in range(0, len(rows), _SQLITE_ROWS):
+            chunk = rows[at : at + _SQLITE_ROWS]
+            flat = [v for row in chunk for v in row]
+            run.execute(_values_upsert_sql(table, key_columns, width, len(chunk)), flat)
     if postgres:  # one round trip: the first upsert as a CTE
+        (hour_sql, hour_params), (day_sql, day_params) = statements
         run.execute(f"WITH by_hour AS ({hour_sql}) {day_sql}", [*hour_params, *day_params])
-    else:
-        run.execute(hour_sql, hour_params)
-        run.execute(day_sql, day_params)
 
 
 def rebuild_rollups(run: Runner) -> None:
