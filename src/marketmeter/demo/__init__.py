@@ -44,4 +44,8 @@ print(buyer.meter_usage(ProductCode="{AMI_PRODUCT}", Timestamp=now,
     UsageDimension="vcpu_hours", UsageQuantity=4))
 
 Read back what was stored:  marketmeter records export --database {database_url}
+Totals per customer:  marketmeter usage report --database {database_url} \\
+                          --product {SAAS_PRODUCT}
+The admin API (TOKEN: printed above on a first start):
+    curl -H "Authorization: Bearer $TOKEN" {endpoint}/admin/v1/records
 """
