@@ -53,6 +53,22 @@ _SQLITE_ROWS = 2_000
 """Rows per SQLite statement (at 11 values a row, under its 32,766 parameters)."""
 
 
+def _add(
+    sums: dict[tuple[Any, ...], list[int]],
+    key: tuple[Any, ...],
+    micros: int,
+    records: int,
+    allocations: int,
+) -> None:
+    entry = sums.get(key)
+    if entry is None:
+        sums[key] = [micros, records, allocations]
+    else:
+        entry[0] += micros
+        entry[1] += records
+        entry[2] += allocations
+
+
 @lru_cache(maxsize=256)
 def _values_upsert_sql(table: str, key: tuple[str, ...], width: int, rows: int) -> str:
     row = "(" + ", ".join("?" * width) + ")"
@@ -60,8 +76,7 @@ def _values_upsert_sql(table: str, key: tuple[str, ...], width: int, rows: int) 
 
 
 def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
-    """Add newly stored records to both rollups (inside their transaction). This runs for
-    every stored record: untagged ones take a short path."""
+    """Add newly stored records to both rollups (inside their transaction)."""
     hours: dict[tuple[Any, ...], list[int]] = {}
     days: dict[tuple[Any, ...], list[int]] = {}
     shards: dict[str, int] = {}
@@ -79,38 +94,20 @@ def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
             known = instants[s.hour] = (hour_ms, hour_ms - hour_ms % DAY_MS, month_ms)
         hour, day, month = known
         product, dimension, identifier = s.product_code, s.dimension, r.customer_identifier
-        if r.allocations is None:
-            micros = r.quantity.micros
-            key = (product, hour, dimension, "", shard)
-            entry = hours.get(key)
-            if entry is None:
-                hours[key] = [micros, 1, 1]
-            else:
-                entry[0] += micros
-                entry[1] += 1
-                entry[2] += 1
-            day_key = (product, month, account, identifier, dimension, "", day)
-            entry = days.get(day_key)
-            if entry is None:
-                days[day_key] = [micros, 1, 1]
-            else:
-                entry[0] += micros
-                entry[1] += 1
-                entry[2] += 1
-            continue
+        if r.allocations is None:  # the usual case, without tag_sets' lists
+            parts: Iterable[tuple[str, int, int]] = (("", r.quantity.micros, 1),)
+        else:
+            parts = tag_sets(r.allocations, r.quantity.micros)
         first = 1
-        for tags, micros, allocations in tag_sets(r.allocations, r.quantity.micros):
-            for sums, row_key in (
-                (hours, (product, hour, dimension, tags, shard)),
-                (days, (product, month, account, identifier, dimension, tags, day)),
-            ):
-                entry = sums.get(row_key)
-                if entry is None:
-                    sums[row_key] = [micros, first, allocations]
-                else:
-                    entry[0] += micros
-                    entry[1] += first
-                    entry[2] += allocations
+        for tags, micros, allocations in parts:
+            _add(hours, (product, hour, dimension, tags, shard), micros, first, allocations)
+            _add(
+                days,
+                (product, month, account, identifier, dimension, tags, day),
+                micros,
+                first,
+                allocations,
+            )
             first = 0
     if not hours:
         return
