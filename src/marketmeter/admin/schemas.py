@@ -13,7 +13,7 @@ from marketmeter.domain.controls import MAX_INTERNAL_ERRORS, MAX_LATENCY_MS, Tes
 from marketmeter.domain.models import AccessKey, Entitlement, Product, Subscription
 from marketmeter.domain.outbox import Attempt, Delivery
 from marketmeter.domain.targets import EventTarget, Webhook
-from marketmeter.domain.usage import StoredRecord, UsageReport
+from marketmeter.domain.usage import StoredRecord
 
 # -- errors --------------------------------------------------------------------------------
 
@@ -266,21 +266,15 @@ class InvoiceView(msgspec.Struct, frozen=True):
     """By currency."""
 
 
-class UsageRowView(msgspec.Struct, frozen=True):
-    """`period`, the group's keys (customer_identifier, customer_aws_account_id, dimension,
-    tag:KEY — null for untagged usage), `quantity` and `records`."""
-
-    period: str
-    quantity: str
-    records: int
-
-
 class UsageReportView(msgspec.Struct, frozen=True):
     product: str
     by: Literal["hour", "day", "month"]
     start: str = msgspec.field(name="from")
     end: str = msgspec.field(name="to")
     rows: list[dict[str, Any]] = []
+    """Each: `period`, the group's keys (customer_identifier and customer_aws_account_id,
+    dimension, tag:KEY — null for untagged usage), `quantity` (an exact decimal) and
+    `records`."""
     total: str = "0"
 
 
@@ -451,10 +445,6 @@ def record_view(r: StoredRecord) -> RecordView:
         r.received_at,
         r.resource,
     )
-
-
-def report_view(report: UsageReport) -> dict[str, Any]:
-    return report.as_json()
 
 
 def webhook_view(w: Webhook) -> WebhookView:
