@@ -48,7 +48,7 @@ def _fill_sql(dialect: str, customers: int, records: int) -> list[str]:
         text = "CAST(i AS TEXT)"
     else:
         numbers = ""
-        source = f"generate_series(0, {records - 1}) AS n(i)"
+        source = f"generate_series(CAST(0 AS BIGINT), {records - 1}) AS n(i)"
         account = "lpad(CAST(i - (i / {c}) * {c} AS TEXT), 12, '0')"
         text = "CAST(i AS TEXT)"
     account = account.format(c=customers)
