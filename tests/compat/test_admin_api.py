@@ -97,7 +97,7 @@ def test_nothing_under_admin_answers_without_the_token(
         assert error["message"]
 
 
-def test_the_aws_endpoint_is_unchanged(admin_server: Server, fresh: Any) -> None:
+def test_the_aws_endpoint_answers_beside_the_admin_api(admin_server: Server, fresh: Any) -> None:
     account, _ = fresh.customer()
     answer = admin_server.client().batch_meter_usage(
         ProductCode=SAAS,
@@ -412,14 +412,13 @@ def test_pages_under_concurrent_inserts_lose_and_repeat_nothing(
     at = recent()
     for account in customers[:15]:
         before.add(_meter(admin_server, account, "users", at, 1))
-    stop = threading.Event()
     inserted: list[str] = []
+    one_more = threading.Semaphore(0)
 
     def insert() -> None:
         for account in customers[15:]:
-            if stop.is_set():
-                return
             inserted.append(_meter(admin_server, account, "users", at, 1))
+            one_more.release()
 
     writer = threading.Thread(target=insert)
     writer.start()
@@ -435,8 +434,11 @@ def test_pages_under_concurrent_inserts_lose_and_repeat_nothing(
             cursor = page["next_cursor"]
             if cursor is None:
                 break
+            one_more.acquire(timeout=10)  # between two pages, at least one record is stored
+        during = len(inserted)
     finally:
         writer.join()
+    assert during >= 3  # the walk really met inserts
     assert len(seen) == len(set(seen))  # nothing twice
     assert before <= set(seen)  # nothing stored before the listing began is missed
     everything = api.get(

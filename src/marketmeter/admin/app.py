@@ -12,7 +12,7 @@ import msgspec
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Match, Router
+from starlette.routing import Match
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
@@ -58,7 +58,6 @@ class AdminApp:
             ),
         ]
         self._routes = routes
-        self._router = Router(routes=routes)
         self._document: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,19 +67,21 @@ class AdminApp:
         if refusal is not None:
             await error_response(refusal)(scope, receive, send)
             return
-        matches = [route.matches(scope)[0] for route in self._routes]
-        if Match.FULL not in matches:
-            request = Request(scope)
-            error = ApiError(404, "not_found", f"no route {request.method} {request.url.path}")
-            if Match.PARTIAL in matches:
-                error = ApiError(
-                    405,
-                    "method_not_allowed",
-                    f"{request.method} is not allowed on {request.url.path}",
-                )
-            await error_response(error)(scope, receive, send)
-            return
-        await self._router(scope, receive, send)
+        allowed_elsewhere = False
+        for route in self._routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            allowed_elsewhere |= match is Match.PARTIAL  # the path, with another method
+        request = Request(scope)
+        error = ApiError(404, "not_found", f"no route {request.method} {request.url.path}")
+        if allowed_elsewhere:
+            error = ApiError(
+                405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+            )
+        await error_response(error)(scope, receive, send)
 
     def _refusal(self, request: Request) -> ApiError | None:
         if self._token_hash is None:

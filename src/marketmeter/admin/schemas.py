@@ -10,10 +10,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from marketmeter.domain.controls import MAX_INTERNAL_ERRORS, MAX_LATENCY_MS, TestControls
+from marketmeter.domain.marketplace import MAX_CLOCK_OFFSET
 from marketmeter.domain.models import AccessKey, Entitlement, Product, Subscription
 from marketmeter.domain.outbox import Attempt, Delivery
 from marketmeter.domain.targets import EventTarget, Webhook
 from marketmeter.domain.usage import StoredRecord
+
+MAX_PAGE = 1000
+"""Records per page at most."""
+MAX_CLOCK_SECONDS = MAX_CLOCK_OFFSET.total_seconds()
 
 # -- errors --------------------------------------------------------------------------------
 
@@ -203,7 +208,7 @@ class RecordsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Usage (timestamp) before this time (exclusive)."""
     received_from: datetime | None = None
     received_to: datetime | None = None
-    limit: int = 100
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE)] = 100
     """1–1000 records per page (format=json)."""
     cursor: str | None = None
     format: Literal["json", "jsonl"] = "json"
@@ -368,7 +373,9 @@ class FaultsBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ClockBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     at: datetime | None = None
     """Make the service clock read this now…"""
-    advance_seconds: float | None = None
+    advance_seconds: (
+        Annotated[float, msgspec.Meta(ge=-MAX_CLOCK_SECONDS, le=MAX_CLOCK_SECONDS)] | None
+    ) = None
     """…or move it on (or back, negative) by this much."""
 
 

@@ -19,8 +19,14 @@ from typing import Any, Literal
 import orjson
 
 from marketmeter.domain.errors import CatalogError, NotFound
-from marketmeter.domain.models import Allocation, MeteringRecord, Operation, Tag
-from marketmeter.domain.ports import Reader, RecordFilter, UsageSlice, UsageSource
+from marketmeter.domain.models import Allocation, MeteringRecord, Operation, Product, Tag
+from marketmeter.domain.ports import (
+    Reader,
+    RecordFilter,
+    StoredRecordRow,
+    UsageSlice,
+    UsageSource,
+)
 from marketmeter.domain.quantities import format_micros
 from marketmeter.domain.timewindow import start_of_next_month
 from marketmeter.instants import iso
@@ -92,16 +98,25 @@ def stored_record(record: MeteringRecord) -> StoredRecord:
     )
 
 
-def find_records(store: Reader, where: RecordFilter, *, page: int = 1000) -> Iterator[StoredRecord]:
-    """Every stored record the filter admits, in the order stored (read a page at a time)."""
-    after = 0
+def record_pages(
+    store: Reader, where: RecordFilter, *, after: int = 0, size: int = 1000
+) -> Iterator[list[StoredRecordRow]]:
+    """The stored records the filter admits, stored after `after`, in the order stored, a
+    page of `size` at a time (no empty page)."""
     while True:
-        rows = store.page_records(where, after=after, limit=page)
-        for row in rows:
-            yield stored_record(row.record)
-        if len(rows) < page:
+        rows = store.page_records(where, after=after, limit=size)
+        if rows:
+            yield rows
+        if len(rows) < size:
             return
         after = rows[-1].seq
+
+
+def find_records(store: Reader, where: RecordFilter) -> Iterator[StoredRecord]:
+    """Every stored record the filter admits, in the order stored."""
+    for page in record_pages(store, where):
+        for row in page:
+            yield stored_record(row.record)
 
 
 # -- tag sets ----------------------------------------------------------------------------
@@ -216,6 +231,13 @@ def report_range(start: datetime, end: datetime, by: Period) -> tuple[datetime, 
     return first, last
 
 
+def known_product(store: Reader, product_code: str) -> Product:
+    product = store.get_product(product_code)
+    if product is None:
+        raise NotFound(f"no product {product_code!r}")
+    return product
+
+
 def default_range(now: datetime) -> tuple[datetime, datetime]:
     """From the start of the current month (UTC) until now."""
     return period_start(now, "month"), now
@@ -320,8 +342,7 @@ def product_usage(
 ) -> UsageReport:
     """`usage report` and `GET /admin/v1/products/{code}/usage`: the product's report,
     from the start of the month until `now` unless told otherwise."""
-    if store.get_product(product_code) is None:
-        raise NotFound(f"no product {product_code!r}")
+    known_product(store, product_code)
     first, last = default_range(now)
     return usage_report(
         store,
@@ -378,8 +399,7 @@ def usage_warnings(
     hours: a customer, dimension and hour metered both by customer and by LicenseArn (two
     slots on AWS: billed twice); closed hours in which a subscribed customer sent no record
     at all (a missed hourly report). Reads the records of the range."""
-    if store.get_product(product_code) is None:
-        raise NotFound(f"no product {product_code!r}")
+    known_product(store, product_code)
     first, last = default_range(now)
     start, end = report_range(start or first, end or last, "hour")
     if start >= end:
@@ -506,9 +526,7 @@ def parse_month(text: str) -> datetime:
 def invoice_preview(store: Reader, product_code: str, month: datetime) -> InvoicePreview:
     """Each customer's usage of the month priced by the catalog's `prices`: a preview of
     what AWS would invoice for the metered usage (no fees, taxes or contracts)."""
-    product = store.get_product(product_code)
-    if product is None:
-        raise NotFound(f"no product {product_code!r}")
+    product = known_product(store, product_code)
     month = period_start(month, "month")
     report = usage_report(
         store,

@@ -26,7 +26,6 @@ from marketmeter.domain.usage import (
     UsageReport,
     find_records,
     period_start,
-    usage_report,
 )
 
 if TYPE_CHECKING:
@@ -167,11 +166,13 @@ class MarketplaceHandle:
         """Exact totals per period and group (customer, dimension, tag:KEY), from `start`
         (default: the month's start) until `end` (default: now, by the marketplace's
         clock) — the numbers of `usage report`."""
-        service = self.service
-        now = service.clock.now()
-        start = period_start(now, "month") if start is None else _aware(start)
-        end = now if end is None else _aware(end)
-        return usage_report(service.store, product, by=by, start=start, end=end, group=group)
+        return self.service.usage_report(
+            product,
+            by=by,
+            group=group,
+            start=None if start is None else _aware(start),
+            end=None if end is None else _aware(end),
+        )
 
     def add_webhook(
         self,

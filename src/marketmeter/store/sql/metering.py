@@ -103,13 +103,7 @@ class MeteringReads:
     def page_records(
         self, where: RecordFilter, *, after: int = 0, limit: int = 100
     ) -> list[StoredRecordRow]:
-        clauses, params = _filter_clauses(where)
-        rows = self._runner().fetchall(
-            f"SELECT seq, {RECORD_COLUMNS} FROM metering_records "
-            f"WHERE seq > ?{''.join(' AND ' + c for c in clauses)} ORDER BY seq LIMIT ?",
-            [after, *params, limit],
-        )
-        return [StoredRecordRow(int(row[0]), record_from_row(row[1:])) for row in rows]
+        return record_page(self._runner(), where, after, limit)
 
     def find_client_token(self, account_id: str, client_token: str) -> ClientTokenEntry | None:
         row = self._runner().fetchone(
@@ -205,6 +199,17 @@ def count_query(product_code: str | None) -> tuple[str, tuple[Any, ...]]:
     if product_code is None:
         return "SELECT COUNT(*) FROM metering_records", ()
     return "SELECT COUNT(*) FROM metering_records WHERE product_code = ?", (product_code,)
+
+
+def record_page(run: Runner, where: RecordFilter, after: int, limit: int) -> list[StoredRecordRow]:
+    """Up to `limit` records the filter admits, stored after `after`, in the order stored."""
+    clauses, params = _filter_clauses(where)
+    rows = run.fetchall(
+        f"SELECT seq, {RECORD_COLUMNS} FROM metering_records "
+        f"WHERE seq > ?{''.join(' AND ' + c for c in clauses)} ORDER BY seq LIMIT ?",
+        [after, *params, limit],
+    )
+    return [StoredRecordRow(int(row[0]), record_from_row(row[1:])) for row in rows]
 
 
 def _filter_clauses(where: RecordFilter) -> tuple[list[str], list[Any]]:

@@ -2,9 +2,9 @@
 stores records, read by the usage report (`domain.usage`).
 
 A record adds to one row of each table per distinct tag set of its allocations (see the
-migration `0006_usage_rollups.sql`). Each statement adds a whole batch's sums, its rows in
-key order — two transactions adding to the same rows take their locks in the same order,
-so they queue and never deadlock.
+migration `0006_usage_rollups.sql`). A transaction adds all its records' sums at once,
+just before it commits; on PostgreSQL its rows in key order — two transactions adding to
+the same rows take their locks in the same order, so they queue and never deadlock.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from functools import lru_cache
 from typing import Any
 
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.domain.ports import UsageSlice, UsageSum
+from marketmeter.domain.ports import RecordFilter, UsageSlice, UsageSum
 from marketmeter.domain.quantities import MICROS_PER_UNIT
 from marketmeter.domain.usage import tag_sets
 from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import allocations_from_json
+from marketmeter.store.sql.metering import record_page
 from marketmeter.store.sql.runner import Runner, rows_select
 
 DAY_MS = 86_400_000
@@ -139,21 +140,12 @@ def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
 def rebuild_rollups(run: Runner) -> None:
     """Empty both rollups and add every stored record again (after the migration that
     made them, or to repair them)."""
-    from marketmeter.store.sql.metering import RECORD_COLUMNS, record_from_row
-
     run.execute("DELETE FROM usage_by_hour", ())
     run.execute("DELETE FROM usage_by_day", ())
-    after = -1
-    while True:
-        rows = run.fetchall(
-            f"SELECT seq, {RECORD_COLUMNS} FROM metering_records WHERE seq > ? "
-            "ORDER BY seq LIMIT 5000",
-            (after,),
-        )
-        if not rows:
-            return
-        add_to_rollups(run, [record_from_row(row[1:]) for row in rows])
-        after = rows[-1][0]
+    after = 0
+    while rows := record_page(run, RecordFilter(), after, 5000):
+        add_to_rollups(run, [row.record for row in rows])
+        after = rows[-1].seq
 
 
 class UsageReads:
