@@ -349,6 +349,9 @@ class Scenario:
     store: str | None = None  # sqlite | postgresql (marketmeter only)
     workers: int = 1
     two_writes: bool = False  # uvicorn's own protocol: a response's head and body apart
+    rollups: bool = (
+        True  # False: the write path without the usage rollups (bench/without_rollups.py)
+    )
 
 
 @dataclass
@@ -363,6 +366,8 @@ class Result:
     stored: int | None
     cpu_us_per_request: float = 0.0
     """The server processes' CPU time (user and system) per request answered."""
+    cpu_us_per_record: float = 0.0
+    """The same per record stored (per request answered where nothing is stored)."""
 
     def row(self) -> str:
         stored = "—" if self.stored is None else f"{self.stored:,}"
@@ -386,8 +391,17 @@ def server_for(scenario: Scenario, port: int, work: Path, database: str | None) 
         env = {"MARKETMETER_DATABASE_URL": str(database), "MARKETMETER_LOG_LEVEL": "warning"}
         return Process(command, port, log, env=env)
     if scenario.target == "marketmeter":
+        program = [str(BIN / "marketmeter")]
+        env = {}
+        if not scenario.rollups:
+            program = [str(BIN / "python"), "-m", "bench.without_rollups"]
+            env = {
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+                )
+            }
         command = [
-            str(BIN / "marketmeter"),
+            *program,
             "serve",
             "--port",
             str(port),
@@ -398,7 +412,7 @@ def server_for(scenario: Scenario, port: int, work: Path, database: str | None) 
             "--database",
             str(database),
         ]
-        return Process(command, port, log)
+        return Process(command, port, log, env=env)
     if scenario.target == "ceiling":
         command = [
             str(BIN / "uvicorn"),
@@ -554,6 +568,7 @@ def measure(
         replays=stats["replays"],
         stored=stored,
         cpu_us_per_request=cpu / max(stats["requests"], 1) * 1e6,
+        cpu_us_per_record=cpu / max(records, 1) * 1e6,
     )
 
 

@@ -171,6 +171,7 @@ def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
         (4, "catalog_changes"),
         (5, "lifecycle"),
         (6, "usage_rollups"),
+        (7, "usage_log"),
     ]
     for s in opened:
         s.close()

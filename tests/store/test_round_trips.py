@@ -30,20 +30,22 @@ from marketmeter.domain.ports import Store
 from marketmeter.domain.service import MeteringService
 from marketmeter.store.cache import CachedStore
 from marketmeter.store.postgres import PostgresStore
+from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sqlite import SqliteStore
 from tests.conftest import NOW
 from tests.factories import KEYS, SAAS, caller, make_catalog, meter, record
 from tests.postgres import TemporaryPostgres
 
 CUSTOMERS = 200
+NO_FOLDS = FoldSchedule(rows=2**62, seconds=math.inf)
 
 # The most each request may cost. SQLite counts statements (each a call into the library,
 # no network): a group commit's BEGIN, the unit's SAVEPOINT and RELEASE, its writes, COMMIT.
 # PostgreSQL counts statements sent: BEGIN, the writes, COMMIT.
 EXPECTED = {
-    # The stored records' sums are added to the two usage rollups: two statements on
-    # SQLite, one on PostgreSQL (a CTE).
-    "sqlite": {"batch, cached": 7, "batch, 25 not cached": 8, "meter, with a ClientToken": 8},
+    # The stored records' sums are appended to the usage log: one statement. (Its folds
+    # into the rollups come every few thousand rows, or seconds: off here, timed in bench/.)
+    "sqlite": {"batch, cached": 6, "batch, 25 not cached": 7, "meter, with a ClientToken": 7},
     "postgresql": {"batch, cached": 4, "batch, 25 not cached": 5, "meter, with a ClientToken": 5},
 }
 
@@ -87,6 +89,7 @@ class Counter:
 def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Counter]:
     if request.param == "sqlite":
         traced = TracedSqliteStore(tmp_path / "trips.db")
+        traced.folds = NO_FOLDS
         yield Counter("sqlite", traced, lambda: len(traced.statements))
         traced.close()
         return
@@ -106,6 +109,7 @@ def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Counter]
             return int(row[0])
 
         store = PostgresStore(url)
+        store.folds = NO_FOLDS
         yield Counter("postgresql", store, statements)
         store.close()
 

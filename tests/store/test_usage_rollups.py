@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +26,7 @@ from marketmeter.domain.quantities import Quantity
 from marketmeter.domain.usage import usage_report
 from marketmeter.store.factory import open_store
 from marketmeter.store.migrations import migrations_for
+from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sql.metering import _records_params
 from marketmeter.store.sql.migrate import statements
 from marketmeter.store.sqlite import SqliteStore
@@ -180,8 +184,16 @@ instants = st.one_of(  # often the whole span: most records inside the range
 def test_report_totals_equal_the_records_sums(store: Store, data: st.DataObject) -> None:
     product = f"prod-{uuid.uuid4().hex[:8]}"
     batch = data.draw(st.lists(records(product), max_size=40), label="records")
-    with store.transaction() as tx:
-        tx.claim_slots(batch)
+    # Stored in a few transactions; the usage log folded into the rollups between some of
+    # them, all of it or its oldest rows only: a report sums rollups and log alike.
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(batch)), max_size=3), label="cuts"))
+    for start, end in zip([0, *cuts], [*cuts, len(batch)], strict=True):
+        with store.transaction() as tx:
+            tx.claim_slots(batch[start:end])
+        fold = data.draw(st.sampled_from([0, 1, 5, None]), label="fold")
+        if fold != 0:
+            with store.transaction() as tx:
+                tx.fold_usage(fold)  # type: ignore[attr-defined]
     raw = list(store.iter_records(product))
     by = data.draw(st.sampled_from(["hour", "day", "month"]), label="by")
     group = data.draw(groups, label="group")
@@ -204,6 +216,129 @@ def test_report_totals_equal_the_records_sums(store: Store, data: st.DataObject)
     periods = [row.period for row in report.rows]
     assert periods == sorted(periods)
     assert all(row.records > 0 for row in report.rows)  # periods without usage have no row
+
+
+def log_rows(database_url: str) -> int:
+    """The rows of the usage log not yet folded into the rollups."""
+    if database_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+            return int(conn.execute("SELECT count(*) FROM usage_pending").fetchone()[0])
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def month_report(store: Store, product: str) -> dict[tuple[Any, ...], list[Any]]:
+    report = usage_report(
+        store,
+        product,
+        by="day",
+        start=START,
+        end=START + timedelta(days=7),
+        group=["customer", "dimension", "tag:team"],
+    )
+    return {(r.period, tuple(r.keys.items())): [r.quantity, r.records] for r in report.rows}
+
+
+def expected_month(store: Store, product: str) -> dict[tuple[Any, ...], list[Any]]:
+    raw = list(store.iter_records(product))
+    return expected_rows(
+        raw, "day", ["customer", "dimension", "tag:team"], START, START + timedelta(days=7)
+    )
+
+
+def test_folds_beside_concurrent_inserts_lose_and_double_nothing(
+    store: Store, database_url: str
+) -> None:
+    """Writers store records while others fold the log, a few rows at a time: every row
+    is folded exactly once — the rollups alone then hold every record's sums."""
+    product = "prod-concurrent"
+    chunks = _chunks(some_records(product, 600, seed=11), 15)
+    done = threading.Event()
+
+    def insert(mine: list[list[MeteringRecord]]) -> None:
+        for chunk in mine:
+            with store.transaction() as tx:
+                assert tx.claim_slots(chunk) == chunk  # each stored: its own occupant
+
+    def fold() -> None:
+        while not done.is_set():
+            with store.transaction() as tx:
+                tx.fold_usage(7)  # type: ignore[attr-defined]
+
+    folders = [threading.Thread(target=fold) for _ in range(2)]
+    writers = [threading.Thread(target=insert, args=(chunks[i::3],)) for i in range(3)]
+    for t in folders + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    done.set()
+    for t in folders:
+        t.join()
+    with store.transaction() as tx:
+        tx.fold_usage()  # type: ignore[attr-defined]
+    assert log_rows(database_url) == 0
+    assert store.count_records() == 600
+    assert month_report(store, product) == expected_month(store, product)
+
+
+def _chunks(items: list[MeteringRecord], size: int) -> list[list[MeteringRecord]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def test_a_fold_that_fails_fails_no_write_and_the_next_fold_catches_up(
+    store: Store, database_url: str
+) -> None:
+    """A fold runs inside the transaction that stores records (when due), in a savepoint:
+    if it fails, the records are stored all the same and the log keeps their sums."""
+    product = "prod-fold-fails"
+    fail, unfail = FAIL_FOLDS["sqlite" if database_url.startswith("sqlite") else "postgresql"]
+    _admin(database_url, fail)
+    store.folds = FoldSchedule(rows=1)  # type: ignore[attr-defined]  # every write folds
+    first, second = _chunks(some_records(product, 40, seed=5), 20)
+    with store.transaction() as tx:
+        assert tx.claim_slots(first) == first
+    assert store.count_records() == 20
+    assert log_rows(database_url) > 0  # the fold failed: its rows are still in the log
+    assert month_report(store, product) == expected_month(store, product)
+    _admin(database_url, unfail)
+    with store.transaction() as tx:
+        assert tx.claim_slots(second) == second
+    assert log_rows(database_url) == 0  # folded, the failed fold's rows with them
+    assert month_report(store, product) == expected_month(store, product)
+
+
+FAIL_FOLDS = {
+    "sqlite": (
+        [
+            "CREATE TRIGGER no_folds BEFORE INSERT ON usage_by_day "
+            "BEGIN SELECT RAISE(ABORT, 'no folds today'); END"
+        ],
+        ["DROP TRIGGER no_folds"],
+    ),
+    "postgresql": (
+        [
+            "CREATE FUNCTION no_folds() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no folds today'; END $$",
+            "CREATE TRIGGER no_folds BEFORE INSERT ON usage_by_day "
+            "FOR EACH ROW EXECUTE FUNCTION no_folds()",
+        ],
+        ["DROP TRIGGER no_folds ON usage_by_day"],
+    ),
+}
+
+
+def _admin(database_url: str, statements: list[str]) -> None:
+    if database_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+            for sql in statements:
+                conn.execute(sql)
+            conn.commit()
+        return
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for sql in statements:
+            conn.execute(sql)
 
 
 def test_a_record_stored_twice_is_summed_once(store: Store) -> None:

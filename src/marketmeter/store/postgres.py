@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.sql import (
+    FoldSchedule,
     OutboxStore,
     SqlReader,
     SqlTransaction,
@@ -108,6 +109,7 @@ class PostgresStore(SqlReader, OutboxStore):
             self._migrate()
         self._reads = _PooledRunner(self._pool, pool_timeout)
         self._watches: weakref.WeakSet[_PostgresWatch] = weakref.WeakSet()
+        self.folds = FoldSchedule()
 
     def _runner(self) -> _PooledRunner:
         return self._reads
@@ -123,7 +125,7 @@ class PostgresStore(SqlReader, OutboxStore):
             with conn.transaction():
                 tx = SqlTransaction(PostgresRunner(conn))
                 yield tx
-                tx.add_stored_to_rollups()
+                tx.add_stored_usage(self.folds)
                 version = tx.publish_changes()
             if version is not None:  # committed: this process's caches know at once
                 for watch in list(self._watches):

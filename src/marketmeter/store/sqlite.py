@@ -34,10 +34,12 @@ from typing import Any, TypeVar
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import CatalogChange, StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.sql import (
+    FoldSchedule,
     OutboxStore,
     SqlReader,
     SqlTransaction,
-    add_to_rollups,
+    add_usage,
+    fold_when_due,
     migrate,
     record_from_row,
     records_query,
@@ -83,6 +85,7 @@ class SqliteStore(SqlReader, OutboxStore):
         self._all_connections: list[sqlite3.Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[tuple[Callable[[Transaction], Any], asyncio.Future[Any]]] = []
+        self.folds = FoldSchedule()
         with translate_errors():
             # The lock beside the database, named from its real path: one file per database.
             lock_path = os.path.realpath(self.path) + ".lock"
@@ -172,7 +175,7 @@ class SqliteStore(SqlReader, OutboxStore):
             try:
                 tx = SqlTransaction(SqliteRunner(conn))
                 yield tx
-                tx.add_stored_to_rollups()
+                tx.add_stored_usage(self.folds)
                 version = tx.publish_changes()
                 conn.execute("COMMIT")
                 self._announce(version)
@@ -224,7 +227,8 @@ class SqliteStore(SqlReader, OutboxStore):
                             conn.execute("ROLLBACK TO unit")
                             answers.append((future, exc, False))
                         conn.execute("RELEASE unit")
-                    add_to_rollups(runner, stored)  # the group's sums, in two statements
+                    # the group's sums into the usage log, in one statement
+                    fold_when_due(runner, self.folds, add_usage(runner, stored))
                     version = publish(runner, changes)
                     conn.execute("COMMIT")
                     self._announce(version)

@@ -23,7 +23,13 @@ from marketmeter.store.sql.metering import (
 from marketmeter.store.sql.migrate import migrate
 from marketmeter.store.sql.outbox import OutboxReads, OutboxStore, OutboxWrites
 from marketmeter.store.sql.runner import Runner
-from marketmeter.store.sql.usage import UsageReads, add_to_rollups
+from marketmeter.store.sql.usage import (
+    FoldSchedule,
+    UsageReads,
+    add_usage,
+    fold_usage,
+    fold_when_due,
+)
 
 
 class SqlReader(CatalogReads, MeteringReads, EntitlementReads, OutboxReads, UsageReads):
@@ -41,10 +47,17 @@ class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites, EntitlementWrites
     def _runner(self) -> Runner:
         return self._run
 
-    def add_stored_to_rollups(self) -> None:
-        """Just before the commit: the stored records' sums into the usage rollups."""
-        add_to_rollups(self._run, self.stored)
+    def add_stored_usage(self, folds: FoldSchedule) -> None:
+        """Just before the commit: the stored records' sums into the usage log, and the
+        log into the rollups when `folds` says it is time."""
+        appended = add_usage(self._run, self.stored)
         self.stored = []
+        fold_when_due(self._run, folds, appended)
+
+    def fold_usage(self, limit: int | None = None) -> int:
+        """Fold the usage log's oldest rows (up to `limit`; None: all) into the rollups
+        now; the number moved (0 on PostgreSQL while another transaction folds)."""
+        return fold_usage(self._run, limit)
 
     def publish_changes(self) -> int | None:
         """Just before the commit: the catalog's new version, or None if unchanged."""
@@ -52,11 +65,13 @@ class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites, EntitlementWrites
 
 
 __all__ = [
+    "FoldSchedule",
     "OutboxStore",
     "Runner",
     "SqlReader",
     "SqlTransaction",
-    "add_to_rollups",
+    "add_usage",
+    "fold_when_due",
     "migrate",
     "record_from_row",
     "records_query",

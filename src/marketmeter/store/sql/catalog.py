@@ -243,6 +243,7 @@ _CLEARED = (
     "event_targets",
     "entitlements",
     "client_tokens",
+    "usage_pending",
     "usage_by_hour",
     "usage_by_day",
     "metering_records",

@@ -8,8 +8,10 @@ from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql.runner import Runner
 from marketmeter.store.sql.usage import rebuild_rollups
 
-AFTER: dict[int, Callable[[Runner], None]] = {6: rebuild_rollups}
-"""What a migration needs done in Python once its SQL has run (by version)."""
+AFTER: dict[int, Callable[[Runner], None]] = {7: rebuild_rollups}
+"""What a migration needs done in Python once its SQL has run (by version). The rollups of
+version 6 are filled from the records already stored through their log, which version 7
+makes: after 7 (a database already at 6 has its rollups rebuilt, to the same sums)."""
 
 
 def migrate(runner: Runner) -> None:

@@ -1,15 +1,22 @@
-"""The usage rollups (`usage_by_hour`, `usage_by_day`): added to by the transaction that
-stores records, read by the usage report (`domain.usage`).
+"""The usage rollups (`usage_by_hour`, `usage_by_day`) and their log (`usage_pending`):
+written by the transaction that stores records, read by the usage report (`domain.usage`).
 
-A record adds to one row of each table per distinct tag set of its allocations (see the
-migration `0006_usage_rollups.sql`). A transaction adds all its records' sums at once,
-just before it commits; on PostgreSQL its rows in key order — two transactions adding to
-the same rows take their locks in the same order, so they queue and never deadlock.
+A transaction appends its records' sums to the log (`add_usage`): rows at the end of one
+table, next to each other — the write path pays for no scattered index entries. The log is
+folded into the rollups in bulk (`fold_usage`), its rows sorted by the rollups' keys, by
+the store after a commit when enough has been appended (`FoldSchedule`). A report reads
+the rollups and the log's rows together, in one statement: exact at every moment, whether
+folded or not (see the migrations `0006_usage_rollups.sql` and `0007_usage_log.sql`).
+
+A record adds to one log row per distinct tag set of its allocations ('' when it has
+none); a transaction's rows of the same hour, customer, dimension and tag set are one.
 """
 
 from __future__ import annotations
 
-import zlib
+import logging
+import threading
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -23,128 +30,224 @@ from marketmeter.store.codec import allocations_from_json
 from marketmeter.store.sql.metering import record_page
 from marketmeter.store.sql.runner import Runner, rows_select
 
+log = logging.getLogger("marketmeter.store")
+
 DAY_MS = 86_400_000
-SHARDS = 16
 
 _SUMS = ("units", "micros", "records", "allocations")
-_HOUR_KEY = ("product_code", "hour", "dimension", "tags", "shard")
-_DAY_KEY = (
+_LOG = (
     "product_code",
+    "hour",
     "month",
     "customer_aws_account_id",
     "customer_identifier",
     "dimension",
     "tags",
-    "day",
+    "micros",
+    "records",
+    "allocations",
 )
-_SUM_TYPES = ("bigint",) * len(_SUMS)
-_HOUR_TYPES = ("text", "bigint", "text", "text", "smallint", *_SUM_TYPES)
-_DAY_TYPES = ("text", "bigint", "text", "text", "text", "text", "bigint", *_SUM_TYPES)
+_LOG_TYPES = ("text", "bigint", "bigint", "text", "text", "text", "text") + ("bigint",) * 3
+_DAY = f"hour / {DAY_MS} * {DAY_MS}"  # the day of an hour (epoch ms, whole days)
+_ROLLUPS = (
+    ("usage_by_hour", ("product_code", "hour", "dimension", "tags", "shard")),
+    (
+        "usage_by_day",
+        (
+            "product_code",
+            "month",
+            "customer_aws_account_id",
+            "customer_identifier",
+            "dimension",
+            "tags",
+            "day",
+        ),
+    ),
+)
+
+_SQLITE_ROWS = 3_200
+"""Log rows per SQLite statement (at 10 values a row, under its 32,766 parameters)."""
+
+FOLD_ROWS = 8_192
+"""A process folds the log after appending this many rows to it…"""
+FOLD_SECONDS = 1.0
+"""…or, having appended any, this long after its last fold."""
+FOLD_LIMIT = 32_768
+"""The most log rows one fold moves (its transaction stays short; the next takes the rest)."""
+FOLD_LOCK = 0x6D6D_666F_6C64
+"""PostgreSQL: the advisory lock one folding transaction holds at a time."""
 
 
-def _upsert_sql(table: str, key: tuple[str, ...], source: str) -> str:
+def add_usage(run: Runner, records: Iterable[MeteringRecord]) -> int:
+    """Append newly stored records' sums to the log (inside their transaction), one row
+    per record and tag set; the number of rows appended."""
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    hours: dict[Any, tuple[int, int]] = {}
+    for r in records:
+        s = r.slot
+        known = hours.get(s.hour)
+        if known is None:
+            known = hours[s.hour] = (to_ms(s.hour), to_ms(s.hour.replace(day=1, hour=0)))
+        hour, month = known
+        if r.allocations is None:  # the usual case, without tag_sets' lists
+            append(
+                (
+                    s.product_code,
+                    hour,
+                    month,
+                    s.customer_aws_account_id,
+                    r.customer_identifier,
+                    s.dimension,
+                    "",
+                    r.quantity.micros,
+                    1,
+                    1,
+                )
+            )
+            continue
+        first = 1
+        for tags, micros, allocations in tag_sets(r.allocations, r.quantity.micros):
+            append(
+                (
+                    s.product_code,
+                    hour,
+                    month,
+                    s.customer_aws_account_id,
+                    r.customer_identifier,
+                    s.dimension,
+                    tags,
+                    micros,
+                    first,
+                    allocations,
+                )
+            )
+            first = 0
+    if not rows:
+        return 0
+    columns = ", ".join(_LOG)
+    if run.dialect == "postgresql":
+        source, params = rows_select(run.dialect, _LOG_TYPES, rows)
+        run.execute(f"INSERT INTO usage_pending ({columns}) {source}", params)
+        return len(rows)
+    # SQLite: plain VALUES (a JSON source is parsed again for every field it yields)
+    width = len(_LOG_TYPES)
+    for at in range(0, len(rows), _SQLITE_ROWS):
+        chunk = rows[at : at + _SQLITE_ROWS]
+        run.execute(_values_insert_sql(columns, width, len(chunk)), [v for r in chunk for v in r])
+    return len(rows)
+
+
+@lru_cache(maxsize=64)
+def _values_insert_sql(columns: str, width: int, rows: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"INSERT INTO usage_pending ({columns}) VALUES " + ", ".join([row] * rows)
+
+
+def _fold_sql(table: str, key: tuple[str, ...], source: str) -> str:
+    """Add the grouped rows of `source` (log rows) to `table`, in the order of its key.
+    A log row holds one record's millionths: split into units and millionths here, so
+    that no sum overflows."""
+    derived = {"day": _DAY, "shard": "0"}
+    picked = ", ".join(derived.get(c, c) for c in key)
+    listed = ", ".join(key)
+    order = ", ".join(str(i + 1) for i in range(len(key)))
+    summed = (
+        f"SUM(micros / {MICROS_PER_UNIT}), "
+        f"SUM(micros - micros / {MICROS_PER_UNIT} * {MICROS_PER_UNIT}), "
+        "SUM(records), SUM(allocations)"
+    )
     added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in _SUMS)
     return (
-        f"INSERT INTO {table} ({', '.join(key + _SUMS)}) {source} "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
+        f"INSERT INTO {table} ({listed}, {', '.join(_SUMS)}) "
+        f"SELECT {picked}, {summed} FROM {source} GROUP BY {order} ORDER BY {order} "
+        f"ON CONFLICT ({listed}) DO UPDATE SET {added}"
     )
 
 
-_SQLITE_ROWS = 2_000
-"""Rows per SQLite statement (at 11 values a row, under its 32,766 parameters)."""
-
-
-def _add(
-    sums: dict[tuple[Any, ...], list[int]],
-    key: tuple[Any, ...],
-    micros: int,
-    records: int,
-    allocations: int,
-) -> None:
-    entry = sums.get(key)
-    if entry is None:
-        sums[key] = [micros, records, allocations]
+def fold_usage(run: Runner, limit: int | None = FOLD_LIMIT) -> int:
+    """Move the log's oldest rows (up to `limit`; None: all) into the rollups, inside the
+    caller's transaction (on SQLite, one that holds the write lock); the number moved.
+    On PostgreSQL, one statement deletes the rows it adds — rows committed meanwhile are
+    neither — and one folding transaction runs at a time (others return 0). (One folder
+    at a time: the rollups' "shard", which spread concurrent writers, is always 0 now.)"""
+    if run.dialect == "postgresql":
+        if not run.fetchone("SELECT pg_try_advisory_xact_lock(?)", (FOLD_LOCK,))[0]:
+            return 0
+        capped = "" if limit is None else f" ORDER BY seq LIMIT {int(limit)}"
+        (hour_table, hour_key), (day_table, day_key) = _ROLLUPS
+        row = run.fetchone(
+            "WITH moved AS (DELETE FROM usage_pending WHERE seq IN "
+            f"(SELECT seq FROM usage_pending{capped}) RETURNING *), "
+            f"by_hour AS ({_fold_sql(hour_table, hour_key, 'moved')}), "
+            f"by_day AS ({_fold_sql(day_table, day_key, 'moved')}) "
+            "SELECT count(*) FROM moved",
+            (),
+        )
+        return int(row[0])
+    if limit is None:
+        top = run.fetchone("SELECT max(seq) FROM usage_pending", ())[0]
     else:
-        entry[0] += micros
-        entry[1] += records
-        entry[2] += allocations
+        row = run.fetchone(
+            "SELECT seq FROM usage_pending ORDER BY seq LIMIT 1 OFFSET ?", (limit - 1,)
+        )
+        top = run.fetchone("SELECT max(seq) FROM usage_pending", ())[0] if row is None else row[0]
+    if top is None:
+        return 0
+    source = f"(SELECT * FROM usage_pending WHERE seq <= {int(top)})"
+    for table, key in _ROLLUPS:
+        run.execute(_fold_sql(table, key, source), ())
+    return run.execute("DELETE FROM usage_pending WHERE seq <= ?", (top,))
 
 
-@lru_cache(maxsize=256)
-def _values_upsert_sql(table: str, key: tuple[str, ...], width: int, rows: int) -> str:
-    row = "(" + ", ".join("?" * width) + ")"
-    return _upsert_sql(table, key, "VALUES " + ", ".join([row] * rows))
+class FoldSchedule:
+    """When a process folds the log: after `FOLD_ROWS` appended rows, or `FOLD_SECONDS`
+    after its last fold if it appended any. Thread-safe: one caller claims each fold."""
+
+    def __init__(self, rows: int = FOLD_ROWS, seconds: float = FOLD_SECONDS) -> None:
+        self._rows, self._seconds = rows, seconds
+        self._lock = threading.Lock()
+        self._appended = 0
+        self._folded_at = time.monotonic()
+
+    def appended(self, rows: int) -> bool:
+        """Note `rows` appended; True when the caller is to fold now."""
+        if rows == 0:
+            return False
+        with self._lock:
+            self._appended += rows
+            now = time.monotonic()
+            if self._appended < self._rows and now - self._folded_at < self._seconds:
+                return False
+            self._appended = 0
+            self._folded_at = now
+            return True
 
 
-def add_to_rollups(run: Runner, records: Iterable[MeteringRecord]) -> None:
-    """Add newly stored records to both rollups (inside their transaction)."""
-    hours: dict[tuple[Any, ...], list[int]] = {}
-    days: dict[tuple[Any, ...], list[int]] = {}
-    shards: dict[str, int] = {}
-    instants: dict[Any, tuple[int, int, int]] = {}
-    for r in records:
-        s = r.slot
-        account = s.customer_aws_account_id
-        shard = shards.get(account)
-        if shard is None:
-            shard = shards[account] = zlib.crc32(account.encode()) % SHARDS
-        known = instants.get(s.hour)
-        if known is None:
-            hour_ms = to_ms(s.hour)
-            month_ms = to_ms(s.hour.replace(day=1, hour=0))
-            known = instants[s.hour] = (hour_ms, hour_ms - hour_ms % DAY_MS, month_ms)
-        hour, day, month = known
-        product, dimension, identifier = s.product_code, s.dimension, r.customer_identifier
-        if r.allocations is None:  # the usual case, without tag_sets' lists
-            parts: Iterable[tuple[str, int, int]] = (("", r.quantity.micros, 1),)
-        else:
-            parts = tag_sets(r.allocations, r.quantity.micros)
-        first = 1
-        for tags, micros, allocations in parts:
-            _add(hours, (product, hour, dimension, tags, shard), micros, first, allocations)
-            _add(
-                days,
-                (product, month, account, identifier, dimension, tags, day),
-                micros,
-                first,
-                allocations,
-            )
-            first = 0
-    if not hours:
+def fold_when_due(run: Runner, folds: FoldSchedule, appended: int) -> None:
+    """After a transaction appended `appended` log rows, before it commits: fold the log
+    if `folds` says it is time — in a savepoint, so that a fold that fails (it is retried
+    by a later one) never fails the transaction that stored records."""
+    if not folds.appended(appended):
         return
-    postgres = run.dialect == "postgresql"
-    statements = []
-    for table, key_columns, types, sums in (
-        ("usage_by_hour", _HOUR_KEY, _HOUR_TYPES, hours),
-        ("usage_by_day", _DAY_KEY, _DAY_TYPES, days),
-    ):
-        # PostgreSQL: rows in key order, so that concurrent transactions lock them in the
-        # same order (no deadlock). SQLite has one writer at a time.
-        items = sorted(sums.items()) if postgres else sums.items()
-        rows = [(*k, *divmod(m, MICROS_PER_UNIT), n, a) for k, (m, n, a) in items]
-        if postgres:
-            source, params = rows_select(run.dialect, types, rows)
-            statements.append((_upsert_sql(table, key_columns, source), params))
-            continue
-        # SQLite: plain VALUES (a JSON source is parsed again for every field it yields)
-        width = len(types)
-        for at in range(0, len(rows), _SQLITE_ROWS):
-            chunk = rows[at : at + _SQLITE_ROWS]
-            flat = [v for row in chunk for v in row]
-            run.execute(_values_upsert_sql(table, key_columns, width, len(chunk)), flat)
-    if postgres:  # one round trip: the first upsert as a CTE
-        (hour_sql, hour_params), (day_sql, day_params) = statements
-        run.execute(f"WITH by_hour AS ({hour_sql}) {day_sql}", [*hour_params, *day_params])
+    run.execute("SAVEPOINT fold", ())
+    try:
+        fold_usage(run)
+    except Exception as exc:
+        run.execute("ROLLBACK TO SAVEPOINT fold", ())
+        log.warning("folding the usage log failed (a later fold retries): %r", exc)
+    run.execute("RELEASE SAVEPOINT fold", ())
 
 
 def rebuild_rollups(run: Runner) -> None:
-    """Empty both rollups and add every stored record again (after the migration that
-    made them, or to repair them)."""
-    run.execute("DELETE FROM usage_by_hour", ())
-    run.execute("DELETE FROM usage_by_day", ())
+    """Empty the rollups and their log, and add every stored record again (after the
+    migration that made them, or to repair them)."""
+    for table in ("usage_by_hour", "usage_by_day", "usage_pending"):
+        run.execute(f"DELETE FROM {table}", ())
     after = 0
     while rows := record_page(run, RecordFilter(), after, 5000):
-        add_to_rollups(run, [row.record for row in rows])
+        add_usage(run, [row.record for row in rows])
+        fold_usage(run, None)
         after = rows[-1].seq
 
 
@@ -214,23 +317,38 @@ def _sums_query(q: UsageSlice) -> tuple[str, list[Any], list[str]]:
             f"SUM(quantity_micros - quantity_micros / {MICROS_PER_UNIT} * {MICROS_PER_UNIT})",
             "COUNT(*)",
         ]
-    elif q.source == "hours":
-        table = "usage_by_hour"
-        where = "product_code = ? AND hour >= ? AND hour < ?"
-        params = [q.product_code, start, end]
-        groups = ["hour"] if q.per_hour else []
+    else:
+        # The rollup's rows, then the log's not yet folded into it, in one statement (one
+        # snapshot: a fold moves rows from one to the other atomically). The domain adds
+        # up the rows of equal groups.
+        count = "allocations" if q.by_tags else "records"
+        sums = ["SUM(units)", "SUM(micros)", f"SUM({count})"]
+        groups = ["hour"] if q.source == "hours" and q.per_hour else []
+        groups += customer if q.source == "days" and q.by_customer else []
         groups += ["dimension", *(["tags"] if q.by_tags else [])]
-        sums = ["SUM(units)", "SUM(micros)", f"SUM({'allocations' if q.by_tags else 'records'})"]
-    else:  # days: grouped in the order of the key, which begins with the month
-        table = "usage_by_day"
-        # (a slice of days lies within one month: the domain asks month by month)
-        month = to_ms(q.start.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
-        where = "product_code = ? AND month = ? AND day >= ? AND day < ?"
-        params = [q.product_code, month, start, end]
-        groups = customer if q.by_customer else []
-        groups += ["dimension", *(["tags"] if q.by_tags else [])]
-        groups += ["day"] if q.per_day else []
-        sums = ["SUM(units)", "SUM(micros)", f"SUM({'allocations' if q.by_tags else 'records'})"]
+        groups += ["day"] if q.source == "days" and q.per_day else []
+        listed = ", ".join(groups)
+        if q.source == "hours":
+            rollup = "usage_by_hour WHERE product_code = ? AND hour >= ? AND hour < ?"
+            params = [q.product_code, start, end]
+        else:  # days: grouped in the order of the key, which begins with the month
+            # (a slice of days lies within one month: the domain asks month by month)
+            month = to_ms(q.start.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+            rollup = "usage_by_day WHERE product_code = ? AND month = ? AND day >= ? AND day < ?"
+            params = [q.product_code, month, start, end]
+        logged = ", ".join(f"{_DAY} AS day" if g == "day" else g for g in groups)
+        logged_sums = [
+            f"SUM(micros / {MICROS_PER_UNIT})",
+            f"SUM(micros - micros / {MICROS_PER_UNIT} * {MICROS_PER_UNIT})",
+            f"SUM({count})",
+        ]
+        sql = (
+            f"SELECT {listed}, {', '.join(sums)} FROM {rollup} GROUP BY {listed} UNION ALL "
+            f"SELECT {logged}, {', '.join(logged_sums)} FROM usage_pending "
+            f"WHERE product_code = ? AND hour >= ? AND hour < ? GROUP BY {listed}"
+        )
+        params += [q.product_code, start, end]
+        return sql, params, ["at" if g in ("hour", "day") else g for g in groups]
     listed = ", ".join(groups)
     sql = f"SELECT {listed}, {', '.join(sums)} FROM {table} WHERE {where} GROUP BY {listed}"
     return sql, params, ["at" if g in ("hour", "day") else g for g in groups]

@@ -62,4 +62,4 @@ CREATE TABLE admin_token (
 -- "currency": "USD"}}; NULL for none.
 ALTER TABLE products ADD COLUMN prices TEXT;
 
--- Rows for the records already stored are added by store.sql.usage after this file.
+-- Rows for the records already stored are added by store.sql.usage after version 7.

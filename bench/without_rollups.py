@@ -1,0 +1,34 @@
+"""`marketmeter` with the usage rollups left out of the write path: the "before" of the
+rollups' cost, in the same build (`bench/rollups.py`, and the pairs of `make bench`).
+
+Run as `python -m bench.without_rollups serve …` (arguments as `marketmeter`'s). The
+change is made on import, so the worker processes that uvicorn spawns (which import this
+module again as their main module) run without rollups too. Never used outside bench/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from marketmeter.domain.models import MeteringRecord
+from marketmeter.store import sqlite
+from marketmeter.store.sql import FoldSchedule, Runner, SqlTransaction
+
+
+def _skip_stored(self: SqlTransaction, folds: FoldSchedule) -> None:
+    self.stored = []
+
+
+def _skip(run: Runner, records: Iterable[MeteringRecord]) -> int:
+    return 0
+
+
+# Both ways a transaction adds to the rollups' log: one transaction's records (PostgreSQL,
+# and SQLite outside a group) and a SQLite group commit's. (Nothing appended: no folds.)
+SqlTransaction.add_stored_usage = _skip_stored  # type: ignore[method-assign]
+sqlite.add_usage = _skip
+
+if __name__ == "__main__":
+    from marketmeter.cli import main
+
+    main()

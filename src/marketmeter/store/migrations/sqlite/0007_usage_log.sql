@@ -1,0 +1,22 @@
+-- marketmeter schema, version 7: the usage rollups' log.
+
+-- The transaction that stores records appends their sums here (store.sql.usage): one row
+-- per record and tag set, at the end of one table — no scattered index entries on the
+-- write path. Folds move the oldest rows into usage_by_hour and usage_by_day in bulk,
+-- grouped and sorted by their keys (one folder at a time: usage_by_hour's "shard" is 0
+-- from now on); a report reads the rollups and these rows together. "month" is the
+-- hour's month (epoch ms of its first instant); "micros" the record's (or allocation's)
+-- quantity in millionths, split into units and millionths when folded.
+CREATE TABLE usage_pending (
+    seq                     INTEGER PRIMARY KEY,
+    product_code            TEXT NOT NULL,
+    hour                    INTEGER NOT NULL,
+    month                   INTEGER NOT NULL,
+    customer_aws_account_id TEXT NOT NULL,
+    customer_identifier     TEXT NOT NULL,
+    dimension               TEXT NOT NULL,
+    tags                    TEXT NOT NULL,
+    micros                  INTEGER NOT NULL,
+    records                 INTEGER NOT NULL,
+    allocations             INTEGER NOT NULL
+);
