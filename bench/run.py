@@ -318,6 +318,20 @@ class Databases:
         with psycopg.connect(url) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM metering_records").fetchone()[0])
 
+    def execute(self, url: str, sql: str) -> None:
+        if url.startswith("sqlite"):
+            conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+            try:
+                conn.execute(sql)
+                conn.commit()
+            finally:
+                conn.close()
+            return
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            conn.execute(sql)
+
     def max_seq(self, url: str) -> int:
         """Records stored so far, cheaply (the highest sequence number)."""
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
@@ -538,6 +552,9 @@ def measure(
     database = (
         dbs.fresh(scenario.store) if scenario.target == "marketmeter" and scenario.store else None
     )
+    if database and not scenario.rollups:  # the database's own part of the usage log
+        on = "" if database.startswith("sqlite") else " ON metering_records"
+        dbs.execute(database, f"DROP TRIGGER metering_records_usage{on}")
     port = free_port()
     server = server_for(scenario, port, work, database)
     health = "" if scenario.target == "moto" else "/health"

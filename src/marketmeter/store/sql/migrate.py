@@ -38,6 +38,22 @@ def migrate(runner: Runner) -> None:
 
 def statements(sql: str) -> list[str]:
     """A migration file's statements. Migrations use "--" for comments only, never inside
-    string literals, and ";" only between statements."""
+    string literals, and ";" only between statements — or inside a body that a statement
+    holds whole: PostgreSQL's `$$ … $$`, a SQLite trigger's `BEGIN … END`."""
     lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    found: list[str] = []
+    pending = ""
+    for part in "\n".join(lines).split(";"):
+        pending = f"{pending};{part}" if pending else part
+        words = pending.upper().split()
+        open_body = pending.count("$$") % 2 == 1 or (
+            "TRIGGER" in words[:4] and "BEGIN" in words and words[-1:] != ["END"]
+        )
+        if open_body:
+            continue
+        if pending.strip():
+            found.append(pending.strip())
+        pending = ""
+    if pending.strip():
+        found.append(pending.strip())
+    return found

@@ -78,41 +78,29 @@ FOLD_LOCK = 0x6D6D_666F_6C64
 """PostgreSQL: the advisory lock one folding transaction holds at a time."""
 
 
-def add_usage(run: Runner, records: Iterable[MeteringRecord]) -> int:
-    """Append newly stored records' sums to the log (inside their transaction), one row
-    per record and tag set; the number of rows appended."""
+def add_usage(run: Runner, records: Iterable[MeteringRecord], *, untagged: bool = False) -> int:
+    """Log newly stored records' sums (inside their transaction): those with allocations
+    here, one row per tag set; the others are logged by the database as it stores them (a
+    trigger of `0007_usage_log.sql`), or here too when `untagged` (records stored before
+    the trigger existed). The number of log rows the records made."""
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     hours: dict[Any, tuple[int, int]] = {}
+    logged = 0
     for r in records:
+        if r.allocations is None and not untagged:
+            logged += 1
+            continue
         s = r.slot
         known = hours.get(s.hour)
         if known is None:
             known = hours[s.hour] = (to_ms(s.hour), to_ms(s.hour.replace(day=1, hour=0)))
-        hour, month = known
-        if r.allocations is None:  # the usual case, without tag_sets' lists
-            append(
-                (
-                    s.product_code,
-                    hour,
-                    month,
-                    s.customer_aws_account_id,
-                    r.customer_identifier,
-                    s.dimension,
-                    "",
-                    r.quantity.micros,
-                    1,
-                    1,
-                )
-            )
-            continue
         first = 1
         for tags, micros, allocations in tag_sets(r.allocations, r.quantity.micros):
             append(
                 (
                     s.product_code,
-                    hour,
-                    month,
+                    *known,
                     s.customer_aws_account_id,
                     r.customer_identifier,
                     s.dimension,
@@ -124,18 +112,19 @@ def add_usage(run: Runner, records: Iterable[MeteringRecord]) -> int:
             )
             first = 0
     if not rows:
-        return 0
+        return logged
+    logged += len(rows)
     columns = ", ".join(_LOG)
     if run.dialect == "postgresql":
         source, params = rows_select(run.dialect, _LOG_TYPES, rows)
         run.execute(f"INSERT INTO usage_pending ({columns}) {source}", params)
-        return len(rows)
+        return logged
     # SQLite: plain VALUES (a JSON source is parsed again for every field it yields)
     width = len(_LOG_TYPES)
     for at in range(0, len(rows), _SQLITE_ROWS):
         chunk = rows[at : at + _SQLITE_ROWS]
         run.execute(_values_insert_sql(columns, width, len(chunk)), [v for r in chunk for v in r])
-    return len(rows)
+    return logged
 
 
 @lru_cache(maxsize=64)
@@ -246,7 +235,7 @@ def rebuild_rollups(run: Runner) -> None:
         run.execute(f"DELETE FROM {table}", ())
     after = 0
     while rows := record_page(run, RecordFilter(), after, 5000):
-        add_usage(run, [row.record for row in rows])
+        add_usage(run, [row.record for row in rows], untagged=True)
         fold_usage(run, None)
         after = rows[-1].seq
 

@@ -20,3 +20,23 @@ CREATE TABLE usage_pending (
     records                 BIGINT NOT NULL,
     allocations             BIGINT NOT NULL
 );
+
+-- A record without allocations (nearly all) is logged by the database itself, as it is
+-- stored: no work in Python, no statement more — one INSERT per statement that stores
+-- records, from its transition table. Records with allocations are logged by
+-- store.sql.usage, one row per tag set.
+CREATE FUNCTION metering_records_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO usage_pending (product_code, hour, month, customer_aws_account_id,
+                               customer_identifier, dimension, tags, micros, records,
+                               allocations)
+    SELECT product_code, hour,
+           (extract(epoch FROM date_trunc('month', to_timestamp(hour / 1000)
+                                                   AT TIME ZONE 'UTC')) * 1000)::bigint,
+           customer_aws_account_id, customer_identifier, dimension, '', quantity_micros, 1, 1
+    FROM stored WHERE allocations IS NULL;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER metering_records_usage AFTER INSERT ON metering_records
+REFERENCING NEW TABLE AS stored FOR EACH STATEMENT EXECUTE FUNCTION metering_records_usage();

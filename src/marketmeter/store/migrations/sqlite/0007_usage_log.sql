@@ -20,3 +20,19 @@ CREATE TABLE usage_pending (
     records                 INTEGER NOT NULL,
     allocations             INTEGER NOT NULL
 );
+
+-- A record without allocations (nearly all) is logged by the database itself, as it is
+-- stored: no work in Python, no statement more. Records with allocations are logged by
+-- store.sql.usage, one row per tag set.
+CREATE TRIGGER metering_records_usage AFTER INSERT ON metering_records
+WHEN NEW.allocations IS NULL
+BEGIN
+    INSERT INTO usage_pending (product_code, hour, month, customer_aws_account_id,
+                               customer_identifier, dimension, tags, micros, records,
+                               allocations)
+    VALUES (NEW.product_code, NEW.hour,
+            CAST(strftime('%s', NEW.hour / 1000, 'unixepoch', 'start of month') AS INTEGER)
+                * 1000,
+            NEW.customer_aws_account_id, NEW.customer_identifier, NEW.dimension, '',
+            NEW.quantity_micros, 1, 1);
+END;
