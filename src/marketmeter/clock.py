@@ -50,3 +50,10 @@ class OffsetClock:
 
     def now(self) -> datetime:
         return self._base.now() + self.offset
+
+
+def untravelled(clock: Clock) -> datetime | None:
+    """The real time while `clock` travels (an OffsetClock with an offset), else None."""
+    if isinstance(clock, OffsetClock) and clock.offset:
+        return clock._base.now()
+    return None

@@ -13,10 +13,11 @@ import yaml
 from click.testing import CliRunner, Result
 
 from marketmeter.cli import main
-from marketmeter.clock import FixedClock
+from marketmeter.clock import FixedClock, OffsetClock
 from marketmeter.domain.service import MeteringService
 from marketmeter.store.sqlite import SqliteStore
 from tests.factories import (
+    AMI,
     BUYER,
     BUYER_IDENTIFIER,
     BUYER_LICENSE,
@@ -24,6 +25,7 @@ from tests.factories import (
     alloc,
     caller,
     make_catalog,
+    meter,
     record,
 )
 
@@ -245,6 +247,64 @@ def test_usage_check_finds_usage_billed_twice_and_missed_hours(tmp_path: Path) -
         "2026-11-15T04:30",
     )
     assert [line for line in quiet.output.splitlines() if BUYER in line] == []
+
+
+def test_usage_check_finds_records_aws_would_have_refused(tmp_path: Path) -> None:
+    """Under clock travel the service accepts records by its own clock; those outside
+    their window on the real clock are marked as stored, and `usage check` names them."""
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+    real = datetime(2026, 11, 15, 12, 30, tzinfo=UTC)
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(make_catalog()))
+    assert run("clock", "set", "--database", url, "2026-11-01T00:00:00Z").exit_code == 0
+    assert run("catalog", "apply", "--database", url, str(path)).exit_code == 0
+    store = SqliteStore(tmp_path / "late.db")
+    travelled = OffsetClock(FixedClock(real), timedelta(hours=-2))  # 10:30 by its clock
+    service = MeteringService(store, travelled)
+    batch = service.batch_meter_usage(
+        caller("seller"),
+        SAAS,
+        [
+            record(real - timedelta(hours=3)),
+            record(real - timedelta(hours=25), dimension="storage_gb"),
+        ],
+    )
+    assert [r.status for r in batch.results] == ["Success", "Success"]
+    meter_ok = service.meter_usage(caller("buyer"), meter(real - timedelta(hours=5)))
+    meter_late = service.meter_usage(
+        caller("buyer"), meter(real - timedelta(hours=7), dimension="gb")
+    )
+    by_id = {r.record_id: r for r in store.iter_records()}
+    assert [by_id[i].accepted_late for i in (meter_ok, meter_late)] == [False, True]
+    assert sorted(r.accepted_late for r in by_id.values() if r.product_code == SAAS) == [
+        False,
+        True,
+    ]
+    store.close()
+
+    for product, dimension, hour in (
+        (SAAS, "storage_gb", "2026-11-14T11:00:00Z"),
+        (AMI, "gb", "2026-11-15T05:00:00Z"),
+    ):
+        result = run(
+            "usage", "check", "--database", url, "--product", product, "--from", "2026-11-14",
+            "--to", "2026-11-16", "--format", "json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        late = [w for w in json.loads(result.output) if w["kind"] == "late"]
+        assert [(w["hour"], w["dimension"], w["customer_aws_account_id"]) for w in late] == [
+            (hour, dimension, BUYER)
+        ]
+        assert "AWS would have refused it" in late[0]["message"]
+        # the same warnings in the report, when asked for
+        common = ["--product", product, "--from", "2026-11-14", "--to", "2026-11-16"]
+        document = run("usage", "report", "--database", url, *common, "--format", "json")
+        assert "warnings" not in json.loads(document.output)
+        asked = run("usage", "report", "--database", url, *common, "--format", "json", "--warnings")
+        assert json.loads(asked.output)["warnings"] == json.loads(result.output)
+        table = run("usage", "report", "--database", url, *common, "--warnings")
+        assert table.exit_code == 0, table.output
+        assert f"late: {late[0]['message']}" in table.output.splitlines()
 
 
 def test_the_invoice_preview_prices_each_customer_s_month(db: str) -> None:

@@ -508,6 +508,13 @@ def test_the_usage_report_is_the_cli_s(api: httpx.Client, admin_server: Server, 
         "json",
     )
     assert warnings.json() == json.loads(check.stdout)
+    assert "warnings" not in from_api  # only when asked for: they read the records
+    both = api.get(f"/products/{SAAS}/usage", params={**params, "warnings": "true"}).json()
+    assert both["rows"] == from_api["rows"]
+    ranged = api.get(
+        f"/products/{SAAS}/usage/warnings", params={"from": both["from"], "to": both["to"]}
+    )
+    assert both["warnings"] == ranged.json()
     error_of(api.get("/products/nope/usage/warnings"), 404, "not_found")
     month = datetime.now(UTC).strftime("%Y-%m")
     preview = api.get(f"/products/{SAAS}/invoice", params={"month": month})

@@ -401,11 +401,11 @@ def test_records_stored_before_the_rollups_existed_are_added_by_the_migration(
         "hour, operation, timestamp, quantity_micros, quantity_text, quantity_as_decimal, "
         "allocations, customer_identifier, license_arn, received_at"
     )
-    params = _records_params(unique)
+    params = _records_params(unique)  # (the 17th, accepted_late, came with schema 7)
     for i in range(len(unique)):
         conn.execute(
             f"INSERT INTO metering_records ({columns}) VALUES ({placeholders})",
-            params[i * 16 : (i + 1) * 16],
+            params[i * 17 : i * 17 + 16],
         )
     conn.commit()
     conn.close()

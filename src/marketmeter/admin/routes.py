@@ -334,6 +334,7 @@ def usage_report(call: Call) -> dict[str, Any]:
         group=[g.strip() for g in q.group.split(",") if g.strip()],
         start=_utc(q.start),
         end=_utc(q.end),
+        warnings=q.warnings,
     )
     return report.as_json()
 

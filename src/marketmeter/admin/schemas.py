@@ -187,6 +187,8 @@ class RecordView(msgspec.Struct, frozen=True):
     """MeterUsage or BatchMeterUsage."""
     received_at: datetime
     resource: str | None
+    accepted_late: bool
+    """Accepted under clock travel, though AWS (on the real clock) would have refused it."""
 
 
 class RecordPage(msgspec.Struct, frozen=True):
@@ -223,6 +225,9 @@ class UsageQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Default: the start of the current month (UTC)."""
     end: datetime | None = msgspec.field(default=None, name="to")
     """Default: now."""
+    warnings: bool = False
+    """Add the range's warnings (as `GET …/usage/warnings`): they read its records, so
+    they cost far more than the totals."""
 
 
 class WarningsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -233,7 +238,7 @@ class WarningsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class WarningView(msgspec.Struct, frozen=True):
-    kind: Literal["billed-twice", "missed-hours"]
+    kind: Literal["billed-twice", "missed-hours", "late"]
     customer_aws_account_id: str
     customer_identifier: str | None
     hour: str
@@ -281,6 +286,8 @@ class UsageReportView(msgspec.Struct, frozen=True):
     dimension, tag:KEY — null for untagged usage), `quantity` (an exact decimal) and
     `records`."""
     total: str = "0"
+    warnings: list[WarningView] | None = None
+    """Only when asked for (`warnings=true`)."""
 
 
 # -- notifications -------------------------------------------------------------------------
@@ -451,6 +458,7 @@ def record_view(r: StoredRecord) -> RecordView:
         r.operation,
         r.received_at,
         r.resource,
+        r.accepted_late,
     )
 
 

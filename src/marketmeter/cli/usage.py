@@ -12,7 +12,13 @@ import click
 import orjson
 
 from marketmeter.cli.common import database_option, opened, parse_time
-from marketmeter.domain.usage import DEFAULT_GROUP, PERIODS, UsageReport, parse_month
+from marketmeter.domain.usage import (
+    DEFAULT_GROUP,
+    PERIODS,
+    UsageReport,
+    UsageWarning,
+    parse_month,
+)
 
 
 @click.group()
@@ -46,6 +52,11 @@ def usage() -> None:
     default="table",
     show_default=True,
 )
+@click.option(
+    "--warnings",
+    is_flag=True,
+    help="Add `usage check`'s warnings of the range (they read its records: slower).",
+)
 def usage_report(
     *,
     database_url: str,
@@ -55,10 +66,12 @@ def usage_report(
     start: str | None,
     end: str | None,
     fmt: str,
+    warnings: bool,
 ) -> None:
     """Exact totals of a product's usage per hour, day or month and per customer,
     dimension and tag value. A record counts for the hour of its timestamp; the range is
-    widened to whole hours (--by hour) or whole days."""
+    widened to whole hours (--by hour) or whole days. With --warnings, `usage check`'s
+    warnings of the range follow (JSON: a "warnings" list; CSV: on standard error)."""
     groups = [g.strip() for g in group.split(",") if g.strip()]
     with opened(database_url) as service:
         report = service.usage_report(
@@ -67,8 +80,20 @@ def usage_report(
             group=groups,
             start=None if start is None else parse_time(start),
             end=None if end is None else parse_time(end),
+            warnings=warnings,
         )
     write_report(report, fmt)
+    if report.warnings is not None and fmt != "json":
+        write_warnings(report.product_code, report.warnings, to_stderr=fmt == "csv")
+
+
+def write_warnings(
+    product_code: str, found: Sequence[UsageWarning], *, to_stderr: bool = False
+) -> None:
+    if not found:
+        click.echo(f"{product_code}: no warnings", err=to_stderr)
+    for w in found:
+        click.echo(f"{w.kind}: {w.message}", err=to_stderr)
 
 
 def write_report(report: UsageReport, fmt: str) -> None:
@@ -152,8 +177,9 @@ def usage_check(
     strict: bool,
 ) -> None:
     """Warnings a seller needs: a customer, dimension and hour metered both by customer and
-    by LicenseArn (AWS bills both), and closed hours in which a subscribed customer sent no
-    record (a missed hourly report)."""
+    by LicenseArn (AWS bills both); closed hours in which a subscribed customer sent no
+    record (a missed hourly report); records accepted under clock travel that AWS, on the
+    real clock, would have refused (sent after their window closed)."""
     with opened(database_url) as service:
         found = service.usage_warnings(
             product_code,
@@ -162,11 +188,8 @@ def usage_check(
         )
     if fmt == "json":
         click.echo(orjson.dumps([w.as_json() for w in found], option=orjson.OPT_INDENT_2))
-    elif not found:
-        click.echo(f"{product_code}: no warnings")
     else:
-        for w in found:
-            click.echo(f"{w.kind}: {w.message}")
+        write_warnings(product_code, found)
     if strict and found:
         sys.exit(1)
 

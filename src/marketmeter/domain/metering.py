@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from marketmeter.clock import Clock
+from marketmeter.clock import Clock, untravelled
 from marketmeter.domain.allocations import check_allocations
 from marketmeter.domain.entitlement import entitlement, existing_product
 from marketmeter.domain.errors import (
@@ -52,6 +52,7 @@ from marketmeter.domain.timewindow import (
     check_batch_window,
     check_meter_usage_window,
     floor_to_hour,
+    outside_window,
 )
 from marketmeter.instants import to_ms
 
@@ -98,8 +99,15 @@ class Metering:
         product, licenses = self._batch_product(caller, product_code, records)
         for record in records:
             _check_dimension(product, record.dimension)
-        for timestamp in {record.timestamp for record in records}:
+        timestamps = {record.timestamp for record in records}
+        for timestamp in timestamps:
             check_batch_window(timestamp, now)
+        real = untravelled(self._clock)
+        late = (
+            frozenset(t for t in timestamps if outside_window(t, real, "BatchMeterUsage"))
+            if real is not None
+            else frozenset()
+        )
         for record in records:
             check_allocations(record.quantity, record.allocations)
         if product.concurrent_agreements:
@@ -122,7 +130,7 @@ class Metering:
         ]
         ids = new_ids(len(subscribed), to_ms(now))
         candidates = [
-            (i, _batch_record(record_id, product, record, subscription, hours, now))
+            (i, _batch_record(record_id, product, record, subscription, hours, now, late))
             for record_id, (i, record, subscription) in zip(ids, subscribed, strict=True)
         ]
         # Slots are claimed in one global order (stable: same-slot records keep their input
@@ -273,6 +281,8 @@ class Metering:
             customer_identifier=subscription.customer_identifier if subscription else "",
             license_arn=subscription.license_arn if subscription else "",
             received_at=now,
+            accepted_late=(real := untravelled(self._clock)) is not None
+            and outside_window(request.timestamp, real, "MeterUsage"),
         )
         token = request.client_token
         fingerprint = _fingerprint(caller, request) if token is not None else ""
@@ -330,6 +340,7 @@ def _batch_record(  # noqa: PLR0917
     subscription: Subscription,
     hours: dict[datetime, datetime],
     now: datetime,
+    late: frozenset[datetime],
 ) -> MeteringRecord:
     return MeteringRecord(  # positional: this runs for every record of every batch
         record_id,
@@ -348,6 +359,7 @@ def _batch_record(  # noqa: PLR0917
         subscription.customer_identifier,
         subscription.license_arn,
         now,
+        bool(late) and record.timestamp in late,
     )
 
 

@@ -221,6 +221,9 @@ class MeteringRecord(msgspec.Struct, frozen=True, gc=False):
     customer_identifier: str
     license_arn: str
     received_at: datetime
+    accepted_late: bool = False
+    """Accepted under clock travel, though outside its operation's window on the real
+    clock: AWS would have refused it (a warning of `usage check`)."""
 
     @property
     def product_code(self) -> str:

@@ -179,6 +179,7 @@ class MeteringService:
         group: Sequence[str] | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        warnings: bool = False,
     ) -> UsageReport:
         return product_usage(
             self.store,
@@ -188,6 +189,7 @@ class MeteringService:
             group=group,
             start=start,
             end=end,
+            warnings=warnings,
         )
 
     def usage_warnings(

@@ -56,6 +56,19 @@ def check_batch_window(ts: datetime, now: datetime) -> None:
         )
 
 
+def outside_window(ts: datetime, now: datetime, operation: str) -> bool:
+    """Whether the operation's window refuses `ts` at `now` (a record accepted under clock
+    travel that AWS, on the real clock, would have refused)."""
+    try:
+        if operation == "MeterUsage":
+            check_meter_usage_window(ts, now)
+        else:
+            check_batch_window(ts, now)
+    except TimestampOutOfBounds:
+        return True
+    return False
+
+
 def _check_future(ts: datetime, now: datetime) -> None:
     if ts - now > FUTURE_TOLERANCE:
         raise TimestampOutOfBounds(

@@ -11,7 +11,7 @@ however many records they hold.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any, Literal
@@ -66,6 +66,8 @@ class StoredRecord:
     """MeterUsage: the calling resource (its access key); None for BatchMeterUsage."""
     by_license_arn: bool = False
     """Sent with a LicenseArn (else by CustomerIdentifier or account)."""
+    accepted_late: bool = False
+    """Accepted under clock travel, though AWS (on the real clock) would have refused it."""
 
     @property
     def hour(self) -> datetime:
@@ -95,6 +97,7 @@ def stored_record(record: MeteringRecord) -> StoredRecord:
         received_at=record.received_at,
         resource=record.slot.resource or None,
         by_license_arn=bool(record.slot.license_key),
+        accepted_late=record.accepted_late,
     )
 
 
@@ -169,9 +172,11 @@ class UsageReport:
     group: tuple[str, ...]
     rows: tuple[UsageRow, ...]
     total: Decimal = field(default=Decimal(0))
+    warnings: tuple[UsageWarning, ...] | None = None
+    """`usage_warnings` of the report's range, when asked for (they read its records)."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "product": self.product_code,
             "by": self.by,
             "from": iso_z(self.start),
@@ -187,6 +192,9 @@ class UsageReport:
             ],
             "total": str(self.total),
         }
+        if self.warnings is not None:
+            document["warnings"] = [w.as_json() for w in self.warnings]
+        return document
 
 
 def iso_z(at: datetime) -> str:
@@ -339,12 +347,15 @@ def product_usage(
     group: Sequence[str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    warnings: bool = False,
 ) -> UsageReport:
     """`usage report` and `GET /admin/v1/products/{code}/usage`: the product's report,
-    from the start of the month until `now` unless told otherwise."""
+    from the start of the month until `now` unless told otherwise; with `warnings`, the
+    warnings of its range too (`usage_warnings`: they read the range's records, so they
+    cost far more than the totals)."""
     known_product(store, product_code)
     first, last = default_range(now)
-    return usage_report(
+    report = usage_report(
         store,
         product_code,
         by=by,
@@ -352,6 +363,10 @@ def product_usage(
         end=last if end is None else end,
         group=DEFAULT_GROUP if group is None else group,
     )
+    if not warnings:
+        return report
+    found = usage_warnings(store, now, product_code, start=report.start, end=report.end)
+    return replace(report, warnings=tuple(found))
 
 
 def _row_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
@@ -361,7 +376,7 @@ def _row_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
 
 # -- warnings --------------------------------------------------------------------------------
 
-WarningKind = Literal["billed-twice", "missed-hours"]
+WarningKind = Literal["billed-twice", "missed-hours", "late"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +413,9 @@ def usage_warnings(
     """What would go wrong on AWS, in [start, end) (default: this month until now), whole
     hours: a customer, dimension and hour metered both by customer and by LicenseArn (two
     slots on AWS: billed twice); closed hours in which a subscribed customer sent no record
-    at all (a missed hourly report). Reads the records of the range."""
+    at all (a missed hourly report); records accepted under clock travel that AWS, on the
+    real clock, would have refused (received after their hour's window closed). Reads the
+    records of the range."""
     known_product(store, product_code)
     first, last = default_range(now)
     start, end = report_range(start or first, end or last, "hour")
@@ -407,7 +424,23 @@ def usage_warnings(
     ways: dict[tuple[str, str, datetime], set[bool]] = {}
     metered: set[tuple[str, datetime]] = set()
     identifiers: dict[str, str | None] = {}
+    late: list[UsageWarning] = []
     for r in find_records(store, RecordFilter(product_code, start=start, end=end)):
+        if r.accepted_late:
+            late.append(
+                UsageWarning(
+                    "late",
+                    r.customer_aws_account_id,
+                    r.customer_identifier,
+                    r.hour,
+                    1,
+                    r.dimension,
+                    f"{r.customer_aws_account_id}'s {r.operation} record for {r.dimension} "
+                    f"at {iso_z(r.timestamp)} was accepted under clock travel (service clock "
+                    f"{iso_z(r.received_at)}); on the real clock its window had closed: AWS "
+                    "would have refused it",
+                )
+            )
         ways.setdefault((r.customer_aws_account_id, r.dimension, r.hour), set()).add(
             r.by_license_arn
         )
@@ -427,6 +460,7 @@ def usage_warnings(
         for (account, dimension, hour), sent in sorted(ways.items())
         if len(sent) == 2
     ]
+    found += sorted(late, key=lambda w: (w.hour, w.customer_aws_account_id, w.dimension or ""))
     closed = period_start(now, "hour")
     for sub in store.product_subscriptions(product_code):
         first_hour = report_range(sub.created_at, sub.created_at, "hour")[1]

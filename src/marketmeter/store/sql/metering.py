@@ -1,5 +1,5 @@
-"""The metering records and ClientTokens: claimed by unique keys (each stored record added
-to the usage rollups by the same transaction), read back, exported."""
+"""The metering records and ClientTokens: claimed by unique keys (each stored record logged
+for the usage rollups by the same transaction), read back, exported."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from marketmeter.store.sql.runner import Runner
 RECORD_COLUMNS = (
     "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
     "hour, operation, timestamp, quantity_micros, quantity_text, quantity_as_decimal, "
-    "allocations, customer_identifier, license_arn, received_at"
+    "allocations, customer_identifier, license_arn, received_at, accepted_late"
 )
 _SLOT_COLUMNS = "product_code, hour, customer_aws_account_id, resource, license_key, dimension"
 
 
 @lru_cache(maxsize=64)
 def _insert_records_sql(n: int) -> str:
-    row = "(" + ", ".join("?" * 16) + ")"
+    row = "(" + ", ".join("?" * 17) + ")"
     return (
         f"INSERT INTO metering_records ({RECORD_COLUMNS}) VALUES {', '.join([row] * n)} "
         f"ON CONFLICT ({_SLOT_COLUMNS}) DO NOTHING RETURNING record_id"
@@ -51,7 +51,7 @@ def _slot_params(slot: SlotKey) -> tuple[str, int, str, str, str, str]:
 
 
 def _records_params(records: list[MeteringRecord]) -> list[Any]:
-    """The insert's parameters, every record's 16 in a row. (This runs for every record of
+    """The insert's parameters, every record's 17 in a row. (This runs for every record of
     every batch: a batch shares a few distinct instants, converted once each.)"""
     instants = {i for r in records for i in (r.slot.hour, r.timestamp, r.received_at)}
     millis = {instant: to_ms(instant) for instant in instants}
@@ -79,6 +79,7 @@ def _records_params(records: list[MeteringRecord]) -> list[Any]:
                 r.customer_identifier,
                 r.license_arn,
                 millis[r.received_at],
+                r.accepted_late,
             )
         )
     return params
@@ -118,9 +119,8 @@ class MeteringReads:
 
 class MeteringWrites(MeteringReads):
     """The claims, inside a transaction. The records a transaction stored are kept in
-    `stored`, and added to the usage rollups once, just before it commits
-    (`store.sql.usage.add_to_rollups`): a group commit adds a whole group's in two
-    statements."""
+    `stored`, and logged for the usage rollups just before it commits
+    (`store.sql.usage.add_usage`; most are logged by the database itself, as stored)."""
 
     stored: list[MeteringRecord]
 
@@ -182,6 +182,7 @@ def record_from_row(row: Any) -> MeteringRecord:
         customer_identifier=row[13],
         license_arn=row[14],
         received_at=from_ms(row[15]),
+        accepted_late=bool(row[16]),
     )
 
 

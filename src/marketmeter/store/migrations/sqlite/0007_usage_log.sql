@@ -1,4 +1,8 @@
--- marketmeter schema, version 7: the usage rollups' log.
+-- marketmeter schema, version 7: the usage rollups' log; late records marked.
+
+-- A record accepted under clock travel though its operation's window, on the real clock,
+-- had closed (AWS would have refused it): a warning of `usage check`.
+ALTER TABLE metering_records ADD COLUMN accepted_late INTEGER NOT NULL DEFAULT 0;
 
 -- The transaction that stores records appends their sums here (store.sql.usage): one row
 -- per record and tag set, at the end of one table — no scattered index entries on the
