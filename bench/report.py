@@ -88,6 +88,20 @@ def ratios(results: list[Any], rss: list[RssSample]) -> list[Ratio]:
                     value >= 0.95,  # within this machine's run-to-run noise
                 )
             )
+    for operation in ("BatchMeterUsage", "MeterUsage"):
+        for store in ("SQLite", "PostgreSQL"):
+            name = f"{operation}, marketmeter, {store}, 2 workers"
+            with_rollups, without = find(results, name), find(results, f"{name}, no rollups")
+            if with_rollups and without:
+                value = with_rollups.records_per_s / without.records_per_s
+                out.append(
+                    Ratio(
+                        f"{operation}: with ÷ without the usage rollups (records/s, {store})",
+                        value,
+                        "≥ 0.9",
+                        value >= 0.9,
+                    )
+                )
     for operation in ("BatchMeterUsage", "BatchMeterUsage scattered", "MeterUsage"):
         pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
         lite = find(results, f"{operation}, marketmeter, SQLite, 2 workers")

@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--only", help="the pairs whose name contains this")
+    parser.add_argument("--only", help="the pairs whose name contains one of these ('; ')")
     args = parser.parse_args()
     postgres = not args.no_postgres and Databases.postgres_installed()
     pairs = [
@@ -45,7 +45,8 @@ def main() -> None:
             ),
         )
         for name, operation, store, workers in SIDES
-        if (postgres or store != "postgresql") and (not args.only or args.only in name)
+        if (postgres or store != "postgresql")
+        and (not args.only or any(w.strip() and w.strip() in name for w in args.only.split(";")))
     ]
     alternate(
         pairs,

@@ -720,6 +720,19 @@ def main() -> None:
             "postgresql",
             2,
         ),
+        # The usage rollups' cost: the same build without them (bench/without_rollups.py).
+        *(
+            Scenario(
+                f"{op}, marketmeter, {label}, 2 workers, no rollups",
+                "marketmeter",
+                kind,
+                store,
+                2,
+                rollups=False,
+            )
+            for op, kind in (("BatchMeterUsage", "batch"), ("MeterUsage", "meter"))
+            for label, store in (("SQLite", "sqlite"), ("PostgreSQL", "postgresql"))
+        ),
         Scenario("BatchMeterUsage, ceiling, 2 workers", "ceiling", "batch", workers=2),
         Scenario("MeterUsage, ceiling, 2 workers", "ceiling", "meter", workers=2),
     ]
