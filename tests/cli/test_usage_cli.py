@@ -274,8 +274,15 @@ def test_usage_check_finds_records_aws_would_have_refused(tmp_path: Path) -> Non
     meter_late = service.meter_usage(
         caller("buyer"), meter(real - timedelta(hours=7), dimension="gb")
     )
+    # travelled forward: a record ahead of the real clock is early, not late
+    ahead = MeteringService(store, OffsetClock(FixedClock(real), timedelta(hours=2)))
+    meter_early = ahead.meter_usage(caller("buyer"), meter(real + timedelta(hours=1)))
     by_id = {r.record_id: r for r in store.iter_records()}
-    assert [by_id[i].accepted_late for i in (meter_ok, meter_late)] == [False, True]
+    assert [by_id[i].accepted_late for i in (meter_ok, meter_late, meter_early)] == [
+        False,
+        True,
+        False,
+    ]
     assert sorted(r.accepted_late for r in by_id.values() if r.product_code == SAAS) == [
         False,
         True,

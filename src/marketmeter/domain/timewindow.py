@@ -32,6 +32,10 @@ def start_of_next_month(ts: datetime) -> datetime:
 
 def check_meter_usage_window(ts: datetime, now: datetime) -> None:
     _check_future(ts, now)
+    _check_meter_usage_age(ts, now)
+
+
+def _check_meter_usage_age(ts: datetime, now: datetime) -> None:
     if now - ts >= METER_USAGE_WINDOW:
         raise TimestampOutOfBounds(
             f"The timestamp value passed in the UsageRecord is out of allowed range: "
@@ -41,6 +45,10 @@ def check_meter_usage_window(ts: datetime, now: datetime) -> None:
 
 def check_batch_window(ts: datetime, now: datetime) -> None:
     _check_future(ts, now)
+    _check_batch_age(ts, now)
+
+
+def _check_batch_age(ts: datetime, now: datetime) -> None:
     if now - ts >= BATCH_METER_USAGE_WINDOW:
         raise TimestampOutOfBounds(
             f"The timestamp value passed in the UsageRecord is out of allowed range: "
@@ -57,13 +65,14 @@ def check_batch_window(ts: datetime, now: datetime) -> None:
 
 
 def outside_window(ts: datetime, now: datetime, operation: str) -> bool:
-    """Whether the operation's window refuses `ts` at `now` (a record accepted under clock
-    travel that AWS, on the real clock, would have refused)."""
+    """Whether `ts` is too old at `now` for the operation's window — its age, and for
+    BatchMeterUsage the month's end (a record accepted under clock travel that AWS, on the
+    real clock, would have refused as late). A timestamp ahead of `now` is not late."""
     try:
         if operation == "MeterUsage":
-            check_meter_usage_window(ts, now)
+            _check_meter_usage_age(ts, now)
         else:
-            check_batch_window(ts, now)
+            _check_batch_age(ts, now)
     except TimestampOutOfBounds:
         return True
     return False

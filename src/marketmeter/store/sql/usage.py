@@ -1,15 +1,15 @@
 """The usage rollups (`usage_by_hour`, `usage_by_day`) and their log (`usage_pending`):
 written by the transaction that stores records, read by the usage report (`domain.usage`).
 
-A transaction appends its records' sums to the log (`add_usage`): rows at the end of one
-table, next to each other — the write path pays for no scattered index entries. The log is
-folded into the rollups in bulk (`fold_usage`), its rows sorted by the rollups' keys, by
-the store after a commit when enough has been appended (`FoldSchedule`). A report reads
+A transaction logs its records' sums (a database trigger for records without allocations,
+`add_usage` for the others): rows at the end of one table — the write path pays for no
+scattered index entries. The log is folded into the rollups in bulk (`fold_usage`), its
+rows grouped and sorted by the rollups' keys, inside the writing transaction that makes
+it due (`FoldSchedule`, `fold_when_due`). A report reads
 the rollups and the log's rows together, in one statement: exact at every moment, whether
 folded or not (see the migrations `0006_usage_rollups.sql` and `0007_usage_log.sql`).
 
-A record adds to one log row per distinct tag set of its allocations ('' when it has
-none); a transaction's rows of the same hour, customer, dimension and tag set are one.
+A record makes one log row per distinct tag set of its allocations ('' when it has none).
 """
 
 from __future__ import annotations
