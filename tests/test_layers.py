@@ -75,6 +75,17 @@ SERVER_SIDE = tuple(
             "admin",
             ("sqlite3", "psycopg", "psycopg_pool", "marketmeter.store", "marketmeter.protocol"),
         ),
+        (
+            "console",
+            (
+                "sqlite3",
+                "psycopg",
+                "psycopg_pool",
+                "marketmeter.store",
+                "marketmeter.protocol",
+                "marketmeter.admin",
+            ),
+        ),
         ("client", (*SERVER_SIDE, "marketmeter.agent")),
         ("agent", SERVER_SIDE),
     ],

@@ -12,6 +12,7 @@ from marketmeter.admin.app import AdminApp
 from marketmeter.background import ControlsFollower
 from marketmeter.clock import Clock, OffsetClock, SystemClock
 from marketmeter.config import Settings
+from marketmeter.console.app import ConsoleApp
 from marketmeter.delivery.endpoint import SnsEndpoint
 from marketmeter.delivery.worker import Deliverer, DeliveryWorker
 from marketmeter.domain.admin_token import token_hash
@@ -50,15 +51,16 @@ def create_app(
         follower = ControlsFollower(cached, service_clock, service.controls)
         cached.on_controls_change(follower.follow)  # obeyed from the next request on
     endpoint = MeteringEndpoint(service, threads=settings.threads, stand_in=stand_in)
-    admin = AdminApp(
-        service,
-        token_hash(settings.admin_token) if settings.admin_token else cached.admin_token_hash(),
-        test_controls=settings.test_controls,
+    admin_hash = (
+        token_hash(settings.admin_token) if settings.admin_token else cached.admin_token_hash()
     )
+    admin = AdminApp(service, admin_hash, test_controls=settings.test_controls)
+    console = ConsoleApp(service, admin_hash, test_controls=settings.test_controls)
     deliverer = Deliverer(cached, service_clock, settings.public_address())
     return Application(
         endpoint,
         admin,
+        console,
         SnsEndpoint(cached, service.marketplace),
         DeliveryWorker(deliverer) if settings.deliveries else None,
         follower,
@@ -74,13 +76,14 @@ def app_from_environment() -> Application:
 
 class Application:
     """The ASGI application of a server process: the AWS endpoints (`POST /`), the admin
-    API (`/admin/…`), the SNS side (`/sns/…`), and the process's background work, started
-    and stopped with it."""
+    API (`/admin/…`), the console (`/console`), the SNS side (`/sns/…`), and the process's
+    background work, started and stopped with it."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917
         self,
         endpoint: MeteringEndpoint,
         admin: AdminApp,
+        console: ConsoleApp,
         sns: SnsEndpoint,
         worker: DeliveryWorker | None,
         follower: ControlsFollower | None,
@@ -88,6 +91,7 @@ class Application:
         self.endpoint = endpoint
         self.service = endpoint.service
         self.admin = admin
+        self.console = console
         self._sns = sns
         self._worker = worker
         self.follower = follower
@@ -99,6 +103,10 @@ class Application:
             await self._sns(scope, receive, send)
         elif scope["type"] == "http" and scope["path"].startswith("/admin/"):
             await self.admin(scope, receive, send)
+        elif scope["type"] == "http" and (
+            scope["path"] == "/console" or scope["path"].startswith("/console/")
+        ):
+            await self.console(scope, receive, send)
         else:
             await self.endpoint(scope, receive, send)
 

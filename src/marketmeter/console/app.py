@@ -1,0 +1,197 @@
+"""The console as an ASGI application (Starlette), mounted by the server at `/console`.
+
+Every page but sign-in needs a session; every form POST carries its CSRF token. Every
+response has a strict Content-Security-Policy (scripts and styles from this server only,
+no inline code), and templates escape everything they print (Jinja2's autoescape): product
+codes, dimensions and tag values come from catalog files and SDK calls.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import MutableMapping
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from marketmeter.console.session import (
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    SIGN_IN_COOKIE,
+    SIGN_IN_SECONDS,
+    Session,
+    Sessions,
+)
+from marketmeter.domain.admin_token import token_matches
+from marketmeter.domain.service import MeteringService
+from marketmeter.domain.usage import iso_z
+
+PREFIX = "/console"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class ConsoleApp:
+    """`token_hash`: the SHA-256 of the admin token (None: nobody can sign in — the page
+    says why)."""
+
+    def __init__(
+        self, service: MeteringService, token_hash: str | None, *, test_controls: bool = False
+    ) -> None:
+        self.service = service
+        self._token_hash = token_hash
+        self._sessions = Sessions(token_hash) if token_hash else None
+        self._test_controls = test_controls
+        self._templates = Environment(
+            loader=PackageLoader("marketmeter.console", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        static = resources.files("marketmeter.console") / "static"
+        self._router = Router(
+            [
+                Route(PREFIX, self._to_overview, methods=["GET"]),
+                Route(PREFIX + "/", self._overview, methods=["GET"]),
+                Route(PREFIX + "/sign-in", self._sign_in_page, methods=["GET"]),
+                Route(PREFIX + "/sign-in", self._sign_in, methods=["POST"]),
+                Route(PREFIX + "/sign-out", self._sign_out, methods=["POST"]),
+                Mount(PREFIX + "/static", StaticFiles(directory=str(static)), name="static"),
+            ]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def secured(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self._router(scope, receive, secured)
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def _page(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+        html = self._templates.get_template(name).render(prefix=PREFIX, **values)
+        return HTMLResponse(html, status)
+
+    def _session(self, request: Request) -> Session | None:
+        if self._sessions is None:
+            return None
+        return self._sessions.read(request.cookies.get(SESSION_COOKIE))
+
+    async def _to_overview(self, request: Request) -> Response:
+        return RedirectResponse(PREFIX + "/", 303)
+
+    async def _overview(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse(PREFIX + "/sign-in", 303)
+        now = self.service.clock.now()
+        products = await run_in_threadpool(self._product_totals, now)
+        return self._page(
+            "overview.html",
+            csrf=session.csrf,
+            now=iso_z(now),
+            products=products,
+            test_controls=self._test_controls,
+        )
+
+    def _product_totals(self, now: datetime) -> list[dict[str, Any]]:
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        found = []
+        for product in sorted(self.service.store.list_products(), key=lambda p: p.product_code):
+            code = product.product_code
+            month = self.service.usage_report(code, by="month", group=[])
+            this_hour = self.service.usage_report(
+                code, by="hour", group=[], start=hour, end=hour + timedelta(hours=1)
+            )
+            found.append(
+                {
+                    "code": code,
+                    "type": product.type,
+                    "dimensions": product.dimensions,
+                    "month": month.total,
+                    "month_records": sum(r.records for r in month.rows),
+                    "hour": this_hour.total,
+                    "hour_records": sum(r.records for r in this_hour.rows),
+                }
+            )
+        return found
+
+    # -- signing in and out ----------------------------------------------------------------
+
+    async def _sign_in_page(self, request: Request, *, error: str = "") -> Response:
+        if self._sessions is None:
+            return self._page("sign_in.html", 503, nonce="", error=_NO_TOKEN, disabled=True)
+        nonce, cookie = self._sessions.sign_in_nonce()
+        response = self._page(
+            "sign_in.html", 401 if error else 200, nonce=nonce, error=error, disabled=False
+        )
+        _set_cookie(response, request, SIGN_IN_COOKIE, cookie, SIGN_IN_SECONDS)
+        return response
+
+    async def _sign_in(self, request: Request) -> Response:
+        if self._sessions is None or self._token_hash is None:
+            return await self._sign_in_page(request)
+        form = await request.form()
+        nonce, token = str(form.get("nonce", "")), str(form.get("token", ""))
+        if not self._sessions.sign_in_nonce_matches(request.cookies.get(SIGN_IN_COOKIE), nonce):
+            return await self._sign_in_page(
+                request, error="The sign-in form expired, or came from elsewhere: try again."
+            )
+        if not token_matches(self._token_hash, token):
+            return await self._sign_in_page(request, error="That is not the admin token.")
+        cookie, _ = self._sessions.issue()
+        response = RedirectResponse(PREFIX + "/", 303)
+        _set_cookie(response, request, SESSION_COOKIE, cookie, SESSION_SECONDS)
+        response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
+        return response
+
+    async def _sign_out(self, request: Request) -> Response:
+        session = self._session(request)
+        form = await request.form()
+        if session is not None and not _csrf_ok(session, form.get("csrf")):
+            return self._page("error.html", 403, message="The form came from elsewhere.")
+        response = RedirectResponse(PREFIX + "/sign-in", 303)
+        response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+        return response
+
+
+_NO_TOKEN = (
+    "This server has no admin token, so nobody can sign in: start it with "
+    "MARKETMETER_ADMIN_TOKEN set (or let it generate one)."
+)
+
+
+def _csrf_ok(session: Session, presented: object) -> bool:
+    return isinstance(presented, str) and hmac.compare_digest(session.csrf, presented)
+
+
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )

@@ -1,0 +1,150 @@
+"""The console over real HTTP, against a real server: signing in and out with the admin
+token, the session cookie's flags, CSRF on every form, the security headers, and the
+overview's totals equal to what boto3 sent. (The browser tests come with the pages.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.compat.conftest import new_database, recent, start_server
+from tests.compat.server import Server
+from tests.factories import SAAS
+
+TOKEN = "console-token-for-tests-01"
+
+
+@pytest.fixture(scope="module")
+def console_server(
+    store_kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp(f"console-{store_kind}")
+    srv = start_server(
+        new_database(request, store_kind, directory), directory, "--admin-token", TOKEN
+    )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def browser(console_server: Server) -> Iterator[httpx.Client]:
+    """A client that keeps cookies and does not follow redirects, as a test of them."""
+    with httpx.Client(base_url=console_server.url, timeout=30) as client:
+        yield client
+
+
+def sign_in_form(client: httpx.Client) -> str:
+    page = client.get("/console/sign-in")
+    assert page.status_code == 200
+    found = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def signed_in(client: httpx.Client) -> str:
+    """Sign in; the session's CSRF token (from the overview's sign-out form)."""
+    nonce = sign_in_form(client)
+    answer = client.post("/console/sign-in", data={"nonce": nonce, "token": TOKEN})
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/"
+    page = client.get("/console/")
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+def cookie_attributes(response: httpx.Response, name: str) -> set[str]:
+    header = next(h for h in response.headers.get_list("set-cookie") if h.startswith(name + "="))
+    return {part.strip().lower() for part in header.split(";")[1:]}
+
+
+def test_nothing_shows_without_a_session(browser: httpx.Client) -> None:
+    for path in ("/console", "/console/"):
+        answer = browser.get(path)
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/console")
+    assert browser.get("/console/", follow_redirects=True).url.path == "/console/sign-in"
+    browser.cookies.set("mm_console", "forged.cookie.value", path="/console")
+    assert browser.get("/console/").headers["location"] == "/console/sign-in"
+
+
+def test_every_response_carries_the_security_headers(browser: httpx.Client) -> None:
+    for path in ("/console/", "/console/sign-in", "/console/static/console.css"):
+        answer = browser.get(path)
+        csp = answer.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    assert browser.get("/console/static/console.css").headers["content-type"].startswith("text/css")
+
+
+def test_a_wrong_token_is_refused(browser: httpx.Client) -> None:
+    nonce = sign_in_form(browser)
+    answer = browser.post("/console/sign-in", data={"nonce": nonce, "token": TOKEN + "x"})
+    assert answer.status_code == 401
+    assert "That is not the admin token." in answer.text
+    assert not any(h.startswith("mm_console=") for h in answer.headers.get_list("set-cookie"))
+    assert browser.get("/console/").status_code == 303
+
+
+def test_a_sign_in_from_elsewhere_is_refused(console_server: Server) -> None:
+    """The right token, but posted without the form's nonce cookie (another site's form)."""
+    with httpx.Client(base_url=console_server.url) as elsewhere:
+        answer = elsewhere.post("/console/sign-in", data={"nonce": "x", "token": TOKEN})
+    assert answer.status_code == 401
+    assert "came from elsewhere" in answer.text
+
+
+def test_sign_in_sets_a_strict_session_cookie_and_sign_out_needs_the_csrf_token(
+    browser: httpx.Client,
+) -> None:
+    nonce = sign_in_form(browser)
+    answer = browser.post("/console/sign-in", data={"nonce": nonce, "token": TOKEN})
+    assert answer.status_code == 303
+    assert {"httponly", "samesite=strict", "path=/console"} <= cookie_attributes(
+        answer, "mm_console"
+    )
+    page = browser.get("/console/")
+    assert page.status_code == 200 and "<h1>Overview</h1>" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    refused = browser.post("/console/sign-out", data={"csrf": "not-the-token"})
+    assert refused.status_code == 403
+    assert browser.get("/console/").status_code == 200  # still signed in
+    out = browser.post("/console/sign-out", data={"csrf": csrf.group(1)})
+    assert out.status_code == 303 and out.headers["location"] == "/console/sign-in"
+    assert browser.get("/console/").status_code == 303
+
+
+def test_the_overview_totals_what_boto3_sent(
+    browser: httpx.Client, console_server: Server, fresh: Any
+) -> None:
+    account, _ = fresh.customer()
+    before = product_month(browser, SAAS)
+    answer = console_server.client().batch_meter_usage(
+        ProductCode=SAAS,
+        UsageRecords=[
+            {"Timestamp": recent(), "CustomerAWSAccountId": account, "Dimension": "users",
+             "Quantity": 7},
+        ],
+    )  # fmt: skip
+    assert answer["Results"][0]["Status"] == "Success"
+    after = product_month(browser, SAAS)
+    assert after == (before[0] + Decimal(7), before[1] + 1)
+
+
+def product_month(browser: httpx.Client, code: str) -> tuple[Decimal, int]:
+    """The overview's month total and record count for `code`."""
+    if browser.get("/console/").status_code != 200:
+        signed_in(browser)
+    page = browser.get("/console/").text
+    row = re.search(rf"<code>{code}</code>.*?</tr>", page, re.S)
+    assert row, page
+    numbers = re.findall(r'<td class="num">([^<]*)</td>', row.group(0))
+    assert len(numbers) == 4
+    return Decimal(numbers[2]), int(numbers[3])
