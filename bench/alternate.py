@@ -7,6 +7,7 @@ record — the steadier of the two on a shared machine. Used by `bench/one_write
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import statistics
 import sys
@@ -16,15 +17,20 @@ from pathlib import Path
 from bench.run import Databases, RequestFiles, Result, Scenario, measure
 
 
+def arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options every A/B script takes (`--rounds`, `--seconds`, `--connections`)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    return parser
+
+
 def alternate(
-    pairs: list[tuple[Scenario, Scenario]],
-    *,
-    rounds: int,
-    seconds: int,
-    connections: int,
-    labels: tuple[str, str],
+    pairs: list[tuple[Scenario, Scenario]], args: argparse.Namespace, labels: tuple[str, str]
 ) -> None:
-    """Measure each (A, B) pair `rounds` times and print the table of ratios A ÷ B."""
+    """Measure each (A, B) pair `args.rounds` times and print the table of ratios A ÷ B."""
+    rounds, seconds, connections = args.rounds, args.seconds, args.connections
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (make bench does it)")
     work = Path(tempfile.mkdtemp(prefix="marketmeter-ab-"))

@@ -11,13 +11,12 @@ as asked:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.alternate import alternate
+from bench.alternate import alternate, arguments
 from bench.run import Scenario
 
 SIDES = [
@@ -28,10 +27,7 @@ SIDES = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=32)
+    parser = arguments(__doc__)
     args = parser.parse_args()
     pairs = [
         (
@@ -40,13 +36,7 @@ def main() -> None:
         )
         for name, target, operation, store in SIDES
     ]
-    alternate(
-        pairs,
-        rounds=args.rounds,
-        seconds=args.seconds,
-        connections=args.connections,
-        labels=("one write", "two writes"),
-    )
+    alternate(pairs, args, labels=("one write", "two writes"))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ bench` runs each pair once, this as often as asked:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.alternate import alternate
+from bench.alternate import alternate, arguments
 from bench.run import Databases, Scenario
 
 SIDES = [
@@ -29,10 +28,7 @@ SIDES = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=32)
+    parser = arguments(__doc__)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--only", help="the pairs whose name contains one of these ('; ')")
     args = parser.parse_args()
@@ -48,13 +44,7 @@ def main() -> None:
         if (postgres or store != "postgresql")
         and (not args.only or any(w.strip() and w.strip() in name for w in args.only.split(";")))
     ]
-    alternate(
-        pairs,
-        rounds=args.rounds,
-        seconds=args.seconds,
-        connections=args.connections,
-        labels=("rollups", "none"),
-    )
+    alternate(pairs, args, labels=("rollups", "none"))
 
 
 if __name__ == "__main__":
