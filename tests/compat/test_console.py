@@ -1,10 +1,12 @@
 """The console over real HTTP, against a real server: signing in and out with the admin
 token, the session cookie's flags, CSRF on every form, the security headers, and the
-overview's totals equal to what boto3 sent. (The browser tests come with the pages.)"""
+overview's totals equal to what boto3 sent — by HTTP, and as a person does it, in
+headless Chromium (Debian's `chromium`, driven by Playwright)."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -148,3 +150,71 @@ def product_month(browser: httpx.Client, code: str) -> tuple[Decimal, int]:
     numbers = re.findall(r'<td class="num">([^<]*)</td>', row.group(0))
     assert len(numbers) == 4
     return Decimal(numbers[2]), int(numbers[3])
+
+
+# -- in a browser --------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (scripts/install-system-packages does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield browser
+        browser.close()
+
+
+def test_a_person_signs_in_sees_the_usage_and_signs_out(
+    chromium: Any, console_server: Server, fresh: Any
+) -> None:
+    page = chromium.new_page()
+    problems: list[str] = []  # a CSP violation or a script error shows here
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(console_server.url + "/console/")
+    assert page.url.endswith("/console/sign-in")
+    page.fill("#token", TOKEN + "-wrong")
+    page.click("button[type=submit]")
+    assert page.get_by_role("alert").inner_text() == "That is not the admin token."
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/")
+    assert page.get_by_role("heading", name="Overview").is_visible()
+    # the stylesheet applied (served under the CSP): numbers are right-aligned
+    cell = page.locator("td.num").first
+    assert cell.evaluate("e => getComputedStyle(e).textAlign") == "right"
+
+    def month_of(code: str) -> tuple[str, str]:
+        row = page.locator("tr", has=page.locator("code", has_text=code))
+        cells = row.locator("td.num").all_inner_texts()
+        return cells[2], cells[3]
+
+    before = month_of(SAAS)
+    account, _ = fresh.customer()
+    console_server.client().batch_meter_usage(
+        ProductCode=SAAS,
+        UsageRecords=[
+            {"Timestamp": recent(), "CustomerAWSAccountId": account, "Dimension": "users",
+             "Quantity": 5},
+        ],
+    )  # fmt: skip
+    page.reload()
+    after = month_of(SAAS)
+    assert Decimal(after[0]) == Decimal(before[0]) + 5
+    assert int(after[1]) == int(before[1]) + 1
+    page.click("text=Sign out")
+    page.wait_for_url("**/console/sign-in")
+    page.goto(console_server.url + "/console/")
+    assert page.url.endswith("/console/sign-in")
+    assert problems == []
+    page.close()
