@@ -152,6 +152,35 @@ def product_month(browser: httpx.Client, code: str) -> tuple[Decimal, int]:
     return Decimal(numbers[2]), int(numbers[3])
 
 
+def test_products_and_a_product_s_customers(
+    browser: httpx.Client, console_server: Server, fresh: Any
+) -> None:
+    assert browser.get("/console/products").status_code == 303  # not signed in
+    signed_in(browser)
+    listing = browser.get("/console/products")
+    assert listing.status_code == 200
+    assert f'href="/console/products/{SAAS}"' in listing.text
+    account, identifier = fresh.customer()
+    answer = console_server.client().batch_meter_usage(
+        ProductCode=SAAS,
+        UsageRecords=[
+            {"Timestamp": recent(), "CustomerAWSAccountId": account, "Dimension": "users",
+             "Quantity": 3},
+        ],
+    )  # fmt: skip
+    assert answer["Results"][0]["Status"] == "Success"
+    page = browser.get(f"/console/products/{SAAS}")
+    assert page.status_code == 200
+    row = re.search(rf"<code>{account}</code>.*?</tr>", page.text, re.S)
+    assert row, page.text
+    assert f"<code>{identifier}</code>" in row.group(0)
+    assert ">active<" in row.group(0)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row.group(0)) == ["3", "1"]
+    missing = browser.get("/console/products/nosuchproduct")
+    assert missing.status_code == 404
+    assert "no product" in missing.text
+
+
 # -- in a browser --------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import MutableMapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -31,8 +32,10 @@ from marketmeter.console.session import (
     Sessions,
 )
 from marketmeter.domain.admin_token import token_matches
+from marketmeter.domain.errors import NotFound
+from marketmeter.domain.models import Product
 from marketmeter.domain.service import MeteringService
-from marketmeter.domain.usage import iso_z
+from marketmeter.domain.usage import iso_z, known_product
 
 PREFIX = "/console"
 SECURITY_HEADERS = {
@@ -69,6 +72,8 @@ class ConsoleApp:
             [
                 Route(PREFIX, self._to_overview, methods=["GET"]),
                 Route(PREFIX + "/", self._overview, methods=["GET"]),
+                Route(PREFIX + "/products", self._products, methods=["GET"]),
+                Route(PREFIX + "/products/{code}", self._product, methods=["GET"]),
                 Route(PREFIX + "/sign-in", self._sign_in_page, methods=["GET"]),
                 Route(PREFIX + "/sign-in", self._sign_in, methods=["POST"]),
                 Route(PREFIX + "/sign-out", self._sign_out, methods=["POST"]),
@@ -113,6 +118,51 @@ class ConsoleApp:
             products=products,
             test_controls=self._test_controls,
         )
+
+    async def _products(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse(PREFIX + "/sign-in", 303)
+        products = await run_in_threadpool(self.service.store.list_products)
+        return self._page(
+            "products.html",
+            csrf=session.csrf,
+            products=sorted(products, key=lambda p: p.product_code),
+        )
+
+    async def _product(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse(PREFIX + "/sign-in", 303)
+        code = request.path_params["code"]
+        try:
+            product, customers = await run_in_threadpool(self._customers, code)
+        except NotFound as exc:
+            return self._page("error.html", 404, csrf=session.csrf, message=str(exc))
+        return self._page("product.html", csrf=session.csrf, product=product, customers=customers)
+
+    def _customers(self, code: str) -> tuple[Product, list[dict[str, Any]]]:
+        """The product, and each subscription with its state and usage this month."""
+        product = known_product(self.service.store, code)
+        now = self.service.clock.now()
+        month = self.service.usage_report(code, by="month", group=["customer"])
+        used = {r.keys["customer_aws_account_id"]: (r.quantity, r.records) for r in month.rows}
+        customers = [
+            {
+                "account": s.customer_aws_account_id,
+                "identifier": s.customer_identifier,
+                "license_arn": s.license_arn,
+                "state": s.state(now),
+                "since": iso_z(s.created_at),
+                "month": used.get(s.customer_aws_account_id, (Decimal(0), 0))[0],
+                "records": used.get(s.customer_aws_account_id, (Decimal(0), 0))[1],
+            }
+            for s in sorted(
+                self.service.store.product_subscriptions(code),
+                key=lambda s: s.customer_aws_account_id,
+            )
+        ]
+        return product, customers
 
     def _product_totals(self, now: datetime) -> list[dict[str, Any]]:
         hour = now.replace(minute=0, second=0, microsecond=0)
