@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -181,6 +182,90 @@ def test_products_and_a_product_s_customers(
     assert "no product" in missing.text
 
 
+TAG = "a/b c=d"  # tag values are AWS's characters only: letters, digits, " +-=._:/@"
+HOSTILE_URL = (
+    "http://127.0.0.1:9/register?next=<script>alert(1)</script><img src=x onerror=alert(2)>"
+)
+HOSTILE_PRODUCT = "hostileproduct00000000001"
+
+
+def add_hostile_product(server: Server) -> None:
+    """Client-supplied text that would be markup if printed raw: a catalog's fulfillment
+    URL (tag values cannot carry it — AWS allows no "<" or ">" in them)."""
+    document = {
+        "products": [
+            {
+                "product_code": HOSTILE_PRODUCT,
+                "seller_account_id": "111122223333",
+                "type": "saas",
+                "dimensions": ["users"],
+                "fulfillment_url": HOSTILE_URL,
+            }
+        ]
+    }
+    answer = httpx.post(
+        server.url + "/admin/v1/catalog",
+        json=document,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def _meter_tagged(server: Server, account: str, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        answer = server.client().batch_meter_usage(
+            ProductCode=SAAS,
+            UsageRecords=[
+                {
+                    "Timestamp": recent(),
+                    "CustomerAWSAccountId": account,
+                    "Dimension": "users" if i == 0 else "storage_gb",
+                    "Quantity": 2 + i,
+                    "UsageAllocations": [
+                        {"AllocatedUsageQuantity": 2 + i, "Tags": [{"Key": "team", "Value": TAG}]}
+                    ],
+                }
+            ]
+            if i < 2
+            else [
+                {"Timestamp": recent() - timedelta(hours=1), "CustomerAWSAccountId": account,
+                 "Dimension": "users", "Quantity": 9}
+            ],
+        )  # fmt: skip
+        result = answer["Results"][0]
+        assert result["Status"] == "Success", result
+        ids.append(str(result["MeteringRecordId"]))
+    return ids
+
+
+def test_records_filter_page_and_show_client_text_as_text(
+    browser: httpx.Client, console_server: Server, fresh: Any
+) -> None:
+    signed_in(browser)
+    account, _ = fresh.customer()
+    ids = _meter_tagged(console_server, account, 3)
+    first = browser.get("/console/records", params={"customer": account, "limit": 2})
+    assert first.status_code == 200
+    listed = re.findall(r'href="/console/records/([^"]+)"', first.text)
+    assert listed == ids[:2]  # in the order stored, the filter's only
+    assert first.text.count(f'<span class="tag">team={TAG.replace("=", "=")}</span>') == 2
+    more = re.search(r'class="next" href="([^"]+)"', first.text)
+    assert more
+    second = browser.get(more.group(1).replace("&amp;", "&"))
+    assert re.findall(r'href="/console/records/([^"]+)"', second.text) == ids[2:]
+    assert 'class="next"' not in second.text
+    detail = browser.get(f"/console/records/{ids[0]}")
+    assert detail.status_code == 200
+    assert f"<code>{account}</code>" in detail.text and f"team={TAG}" in detail.text
+    assert browser.get("/console/records/no-such-record").status_code == 404
+    add_hostile_product(console_server)
+    product = browser.get(f"/console/products/{HOSTILE_PRODUCT}")
+    assert product.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in product.text
+    assert "<script>alert" not in product.text and "<img src=x" not in product.text
+
+
 # -- in a browser --------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium")
@@ -241,6 +326,13 @@ def test_a_person_signs_in_sees_the_usage_and_signs_out(
     after = month_of(SAAS)
     assert Decimal(after[0]) == Decimal(before[0]) + 5
     assert int(after[1]) == int(before[1]) + 1
+    # client-supplied text that would be markup shows as text, and runs nothing
+    add_hostile_product(console_server)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{console_server.url}/console/products/{HOSTILE_PRODUCT}")
+    assert page.get_by_text(HOSTILE_URL).is_visible()
+    assert page.locator("main img").count() == 0 and dialogs == []
     page.click("text=Sign out")
     page.wait_for_url("**/console/sign-in")
     page.goto(console_server.url + "/console/")

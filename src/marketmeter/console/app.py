@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -34,8 +35,9 @@ from marketmeter.console.session import (
 from marketmeter.domain.admin_token import token_matches
 from marketmeter.domain.errors import NotFound
 from marketmeter.domain.models import Product
+from marketmeter.domain.ports import RecordFilter
 from marketmeter.domain.service import MeteringService
-from marketmeter.domain.usage import iso_z, known_product
+from marketmeter.domain.usage import iso_z, known_product, stored_record
 
 PREFIX = "/console"
 SECURITY_HEADERS = {
@@ -74,6 +76,8 @@ class ConsoleApp:
                 Route(PREFIX + "/", self._overview, methods=["GET"]),
                 Route(PREFIX + "/products", self._products, methods=["GET"]),
                 Route(PREFIX + "/products/{code}", self._product, methods=["GET"]),
+                Route(PREFIX + "/records", self._records, methods=["GET"]),
+                Route(PREFIX + "/records/{record_id}", self._record, methods=["GET"]),
                 Route(PREFIX + "/sign-in", self._sign_in_page, methods=["GET"]),
                 Route(PREFIX + "/sign-in", self._sign_in, methods=["POST"]),
                 Route(PREFIX + "/sign-out", self._sign_out, methods=["POST"]),
@@ -164,6 +168,50 @@ class ConsoleApp:
         ]
         return product, customers
 
+    async def _records(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse(PREFIX + "/sign-in", 303)
+        q = request.query_params
+        filters = {k: q.get(k, "").strip() for k in RECORD_FILTERS}
+        where = RecordFilter(
+            product_code=filters["product"] or None,
+            customer=filters["customer"] or None,
+            dimension=filters["dimension"] or None,
+            operation=filters["operation"] or None,
+        )
+        after = _whole(q.get("after"), 0, 0, 2**62)
+        limit = _whole(q.get("limit"), PAGE, 1, MAX_PAGE)
+        rows = await run_in_threadpool(
+            self.service.store.page_records, where, after=after, limit=limit + 1
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_query = None
+        if more:
+            kept = {k: v for k, v in filters.items() if v}
+            next_query = urlencode({**kept, "limit": limit, "after": rows[-1].seq})
+        return self._page(
+            "records.html",
+            csrf=session.csrf,
+            filters=filters,
+            records=[stored_record(r.record) for r in rows],
+            next_query=next_query,
+            iso=iso_z,
+        )
+
+    async def _record(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse(PREFIX + "/sign-in", 303)
+        record_id = request.path_params["record_id"]
+        found = await run_in_threadpool(self.service.store.get_record, record_id)
+        if found is None:
+            return self._page(
+                "error.html", 404, csrf=session.csrf, message=f"no record {record_id!r}"
+            )
+        return self._page("record.html", csrf=session.csrf, r=stored_record(found), iso=iso_z)
+
     def _product_totals(self, now: datetime) -> list[dict[str, Any]]:
         hour = now.replace(minute=0, second=0, microsecond=0)
         found = []
@@ -223,6 +271,18 @@ class ConsoleApp:
         response = RedirectResponse(PREFIX + "/sign-in", 303)
         response.delete_cookie(SESSION_COOKIE, path=PREFIX)
         return response
+
+
+RECORD_FILTERS = ("product", "customer", "dimension", "operation")
+PAGE = 50
+MAX_PAGE = 500
+
+
+def _whole(text: str | None, default: int, low: int, high: int) -> int:
+    """A whole number from a query parameter, within [low, high]; `default` if it is none."""
+    if text is None or not text.strip().isdigit():
+        return default
+    return max(low, min(high, int(text)))
 
 
 _NO_TOKEN = (
