@@ -51,9 +51,13 @@ class OffsetClock:
     def now(self) -> datetime:
         return self._base.now() + self.offset
 
+    def base_now(self) -> datetime:
+        """The time of the clock it moves: the real time, for the service clock."""
+        return self._base.now()
+
 
 def untravelled(clock: Clock) -> datetime | None:
     """The real time while `clock` travels (an OffsetClock with an offset), else None."""
     if isinstance(clock, OffsetClock) and clock.offset:
-        return clock._base.now()
+        return clock.base_now()
     return None

@@ -129,14 +129,7 @@ def test_the_overview_totals_what_boto3_sent(
 ) -> None:
     account, _ = fresh.customer()
     before = product_month(browser, SAAS)
-    answer = console_server.client().batch_meter_usage(
-        ProductCode=SAAS,
-        UsageRecords=[
-            {"Timestamp": recent(), "CustomerAWSAccountId": account, "Dimension": "users",
-             "Quantity": 7},
-        ],
-    )  # fmt: skip
-    assert answer["Results"][0]["Status"] == "Success"
+    meter(console_server, account, 7)
     after = product_month(browser, SAAS)
     assert after == (before[0] + Decimal(7), before[1] + 1)
 
@@ -162,14 +155,7 @@ def test_products_and_a_product_s_customers(
     assert listing.status_code == 200
     assert f'href="/console/products/{SAAS}"' in listing.text
     account, identifier = fresh.customer()
-    answer = console_server.client().batch_meter_usage(
-        ProductCode=SAAS,
-        UsageRecords=[
-            {"Timestamp": recent(), "CustomerAWSAccountId": account, "Dimension": "users",
-             "Quantity": 3},
-        ],
-    )  # fmt: skip
-    assert answer["Results"][0]["Status"] == "Success"
+    meter(console_server, account, 3)
     page = browser.get(f"/console/products/{SAAS}")
     assert page.status_code == 200
     row = re.search(rf"<code>{account}</code>.*?</tr>", page.text, re.S)
@@ -211,32 +197,30 @@ def add_hostile_product(server: Server) -> None:
     assert answer.status_code == 200, answer.text
 
 
-def _meter_tagged(server: Server, account: str, count: int) -> list[str]:
-    ids = []
-    for i in range(count):
-        answer = server.client().batch_meter_usage(
-            ProductCode=SAAS,
-            UsageRecords=[
-                {
-                    "Timestamp": recent(),
-                    "CustomerAWSAccountId": account,
-                    "Dimension": "users" if i == 0 else "storage_gb",
-                    "Quantity": 2 + i,
-                    "UsageAllocations": [
-                        {"AllocatedUsageQuantity": 2 + i, "Tags": [{"Key": "team", "Value": TAG}]}
-                    ],
-                }
-            ]
-            if i < 2
-            else [
-                {"Timestamp": recent() - timedelta(hours=1), "CustomerAWSAccountId": account,
-                 "Dimension": "users", "Quantity": 9}
-            ],
-        )  # fmt: skip
-        result = answer["Results"][0]
-        assert result["Status"] == "Success", result
-        ids.append(str(result["MeteringRecordId"]))
-    return ids
+def meter(
+    server: Server,
+    account: str,
+    quantity: int,
+    *,
+    dimension: str = "users",
+    hours_ago: int = 0,
+    tag: str | None = None,
+) -> str:
+    """One record sent with boto3 (tagged `team=tag` when given); its id."""
+    record: dict[str, Any] = {
+        "Timestamp": recent() - timedelta(hours=hours_ago),
+        "CustomerAWSAccountId": account,
+        "Dimension": dimension,
+        "Quantity": quantity,
+    }
+    if tag is not None:
+        record["UsageAllocations"] = [
+            {"AllocatedUsageQuantity": quantity, "Tags": [{"Key": "team", "Value": tag}]}
+        ]
+    answer = server.client().batch_meter_usage(ProductCode=SAAS, UsageRecords=[record])
+    result = answer["Results"][0]
+    assert result["Status"] == "Success", result
+    return str(result["MeteringRecordId"])
 
 
 def test_records_filter_page_and_show_client_text_as_text(
@@ -244,12 +228,16 @@ def test_records_filter_page_and_show_client_text_as_text(
 ) -> None:
     signed_in(browser)
     account, _ = fresh.customer()
-    ids = _meter_tagged(console_server, account, 3)
+    ids = [
+        meter(console_server, account, 2, tag=TAG),
+        meter(console_server, account, 3, dimension="storage_gb", tag=TAG),
+        meter(console_server, account, 9, hours_ago=1),
+    ]
     first = browser.get("/console/records", params={"customer": account, "limit": 2})
     assert first.status_code == 200
     listed = re.findall(r'href="/console/records/([^"]+)"', first.text)
     assert listed == ids[:2]  # in the order stored, the filter's only
-    assert first.text.count(f'<span class="tag">team={TAG.replace("=", "=")}</span>') == 2
+    assert first.text.count(f'<span class="tag">team={TAG}</span>') == 2
     more = re.search(r'class="next" href="([^"]+)"', first.text)
     assert more
     second = browser.get(more.group(1).replace("&amp;", "&"))
@@ -315,13 +303,7 @@ def test_a_person_signs_in_sees_the_usage_and_signs_out(
 
     before = month_of(SAAS)
     account, _ = fresh.customer()
-    console_server.client().batch_meter_usage(
-        ProductCode=SAAS,
-        UsageRecords=[
-            {"Timestamp": recent(), "CustomerAWSAccountId": account, "Dimension": "users",
-             "Quantity": 5},
-        ],
-    )  # fmt: skip
+    meter(console_server, account, 5)
     page.reload()
     after = month_of(SAAS)
     assert Decimal(after[0]) == Decimal(before[0]) + 5

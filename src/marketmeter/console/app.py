@@ -9,7 +9,7 @@ codes, dimensions and tag values come from catalog files and SDK calls.
 from __future__ import annotations
 
 import hmac
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -73,11 +73,16 @@ class ConsoleApp:
         self._router = Router(
             [
                 Route(PREFIX, self._to_overview, methods=["GET"]),
-                Route(PREFIX + "/", self._overview, methods=["GET"]),
-                Route(PREFIX + "/products", self._products, methods=["GET"]),
-                Route(PREFIX + "/products/{code}", self._product, methods=["GET"]),
-                Route(PREFIX + "/records", self._records, methods=["GET"]),
-                Route(PREFIX + "/records/{record_id}", self._record, methods=["GET"]),
+                *(
+                    Route(PREFIX + path, self._signed_in(page), methods=["GET"])
+                    for path, page in (
+                        ("/", self._overview),
+                        ("/products", self._products),
+                        ("/products/{code}", self._product),
+                        ("/records", self._records),
+                        ("/records/{record_id}", self._record),
+                    )
+                ),
                 Route(PREFIX + "/sign-in", self._sign_in_page, methods=["GET"]),
                 Route(PREFIX + "/sign-in", self._sign_in, methods=["POST"]),
                 Route(PREFIX + "/sign-out", self._sign_out, methods=["POST"]),
@@ -106,13 +111,23 @@ class ConsoleApp:
             return None
         return self._sessions.read(request.cookies.get(SESSION_COOKIE))
 
+    def _signed_in(
+        self, page: Callable[[Request, Session], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """`page`, for a request with a session; a redirect to sign-in for one without."""
+
+        async def endpoint(request: Request) -> Response:
+            session = self._session(request)
+            if session is None:
+                return RedirectResponse(PREFIX + "/sign-in", 303)
+            return await page(request, session)
+
+        return endpoint
+
     async def _to_overview(self, request: Request) -> Response:
         return RedirectResponse(PREFIX + "/", 303)
 
-    async def _overview(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return RedirectResponse(PREFIX + "/sign-in", 303)
+    async def _overview(self, request: Request, session: Session) -> Response:
         now = self.service.clock.now()
         products = await run_in_threadpool(self._product_totals, now)
         return self._page(
@@ -123,10 +138,7 @@ class ConsoleApp:
             test_controls=self._test_controls,
         )
 
-    async def _products(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return RedirectResponse(PREFIX + "/sign-in", 303)
+    async def _products(self, request: Request, session: Session) -> Response:
         products = await run_in_threadpool(self.service.store.list_products)
         return self._page(
             "products.html",
@@ -134,10 +146,7 @@ class ConsoleApp:
             products=sorted(products, key=lambda p: p.product_code),
         )
 
-    async def _product(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return RedirectResponse(PREFIX + "/sign-in", 303)
+    async def _product(self, request: Request, session: Session) -> Response:
         code = request.path_params["code"]
         try:
             product, customers = await run_in_threadpool(self._customers, code)
@@ -151,15 +160,14 @@ class ConsoleApp:
         now = self.service.clock.now()
         month = self.service.usage_report(code, by="month", group=["customer"])
         used = {r.keys["customer_aws_account_id"]: (r.quantity, r.records) for r in month.rows}
+        nothing = (Decimal(0), 0)
         customers = [
             {
                 "account": s.customer_aws_account_id,
                 "identifier": s.customer_identifier,
-                "license_arn": s.license_arn,
                 "state": s.state(now),
                 "since": iso_z(s.created_at),
-                "month": used.get(s.customer_aws_account_id, (Decimal(0), 0))[0],
-                "records": used.get(s.customer_aws_account_id, (Decimal(0), 0))[1],
+                "used": used.get(s.customer_aws_account_id, nothing),
             }
             for s in sorted(
                 self.service.store.product_subscriptions(code),
@@ -168,10 +176,7 @@ class ConsoleApp:
         ]
         return product, customers
 
-    async def _records(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return RedirectResponse(PREFIX + "/sign-in", 303)
+    async def _records(self, request: Request, session: Session) -> Response:
         q = request.query_params
         filters = {k: q.get(k, "").strip() for k in RECORD_FILTERS}
         where = RecordFilter(
@@ -200,10 +205,7 @@ class ConsoleApp:
             iso=iso_z,
         )
 
-    async def _record(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return RedirectResponse(PREFIX + "/sign-in", 303)
+    async def _record(self, request: Request, session: Session) -> Response:
         record_id = request.path_params["record_id"]
         found = await run_in_threadpool(self.service.store.get_record, record_id)
         if found is None:
@@ -223,9 +225,7 @@ class ConsoleApp:
             )
             found.append(
                 {
-                    "code": code,
-                    "type": product.type,
-                    "dimensions": product.dimensions,
+                    "product": product,
                     "month": month.total,
                     "month_records": sum(r.records for r in month.rows),
                     "hour": this_hour.total,
@@ -247,7 +247,7 @@ class ConsoleApp:
         return response
 
     async def _sign_in(self, request: Request) -> Response:
-        if self._sessions is None or self._token_hash is None:
+        if self._sessions is None or self._token_hash is None:  # (both or neither)
             return await self._sign_in_page(request)
         form = await request.form()
         nonce, token = str(form.get("nonce", "")), str(form.get("token", ""))
@@ -257,7 +257,7 @@ class ConsoleApp:
             )
         if not token_matches(self._token_hash, token):
             return await self._sign_in_page(request, error="That is not the admin token.")
-        cookie, _ = self._sessions.issue()
+        cookie = self._sessions.issue()
         response = RedirectResponse(PREFIX + "/", 303)
         _set_cookie(response, request, SESSION_COOKIE, cookie, SESSION_SECONDS)
         response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)

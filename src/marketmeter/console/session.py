@@ -31,9 +31,9 @@ class Sessions:
         self._signer = URLSafeTimedSerializer(key.hexdigest(), salt="console-session")
         self._sign_in = URLSafeTimedSerializer(key.hexdigest(), salt="console-sign-in")
 
-    def issue(self) -> tuple[str, Session]:
-        session = Session(secrets.token_urlsafe(24))
-        return self._signer.dumps({"csrf": session.csrf}), session
+    def issue(self) -> str:
+        """A new session's cookie value."""
+        return self._signer.dumps({"csrf": secrets.token_urlsafe(24)})
 
     def read(self, cookie: str | None) -> Session | None:
         if not cookie:

@@ -133,6 +133,15 @@ def _values_insert_sql(columns: str, width: int, rows: int) -> str:
     return f"INSERT INTO usage_pending ({columns}) VALUES " + ", ".join([row] * rows)
 
 
+def _split_sum(column: str) -> str:
+    """The sums of a column of millionths, as whole units and the millionths left over
+    (summed apart, so that no sum overflows; "%" is a placeholder's mark for psycopg)."""
+    return (
+        f"SUM({column} / {MICROS_PER_UNIT}), "
+        f"SUM({column} - {column} / {MICROS_PER_UNIT} * {MICROS_PER_UNIT})"
+    )
+
+
 def _fold_sql(table: str, key: tuple[str, ...], source: str) -> str:
     """Add the grouped rows of `source` (log rows) to `table`, in the order of its key.
     A log row holds one record's millionths: split into units and millionths here, so
@@ -141,11 +150,7 @@ def _fold_sql(table: str, key: tuple[str, ...], source: str) -> str:
     picked = ", ".join(derived.get(c, c) for c in key)
     listed = ", ".join(key)
     order = ", ".join(str(i + 1) for i in range(len(key)))
-    summed = (
-        f"SUM(micros / {MICROS_PER_UNIT}), "
-        f"SUM(micros - micros / {MICROS_PER_UNIT} * {MICROS_PER_UNIT}), "
-        "SUM(records), SUM(allocations)"
-    )
+    summed = f"{_split_sum('micros')}, SUM(records), SUM(allocations)"
     added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in _SUMS)
     return (
         f"INSERT INTO {table} ({listed}, {', '.join(_SUMS)}) "
@@ -174,13 +179,10 @@ def fold_usage(run: Runner, limit: int | None = FOLD_LIMIT) -> int:
             (),
         )
         return int(row[0])
-    if limit is None:
-        top = run.fetchone("SELECT max(seq) FROM usage_pending", ())[0]
-    else:
-        row = run.fetchone(
-            "SELECT seq FROM usage_pending ORDER BY seq LIMIT 1 OFFSET ?", (limit - 1,)
-        )
-        top = run.fetchone("SELECT max(seq) FROM usage_pending", ())[0] if row is None else row[0]
+    top = run.fetchone(  # (SQLite: LIMIT -1 is no limit)
+        "SELECT max(seq) FROM (SELECT seq FROM usage_pending ORDER BY seq LIMIT ?)",
+        (-1 if limit is None else limit,),
+    )[0]
     if top is None:
         return 0
     source = f"(SELECT * FROM usage_pending WHERE seq <= {int(top)})"
@@ -300,12 +302,7 @@ def _sums_query(q: UsageSlice) -> tuple[str, list[Any], list[str]]:
         groups = ["hour"] if q.per_hour else []
         groups += customer if q.by_customer else []
         groups += ["dimension", *(["allocations"] if q.by_tags else [])]
-        sums = [
-            f"SUM(quantity_micros / {MICROS_PER_UNIT})",
-            # (the remainder by hand: "%" is a placeholder's mark for psycopg)
-            f"SUM(quantity_micros - quantity_micros / {MICROS_PER_UNIT} * {MICROS_PER_UNIT})",
-            "COUNT(*)",
-        ]
+        sums = [_split_sum("quantity_micros"), "COUNT(*)"]
     else:
         # The rollup's rows, then the log's not yet folded into it, in one statement (one
         # snapshot: a fold moves rows from one to the other atomically). The domain adds
@@ -326,11 +323,7 @@ def _sums_query(q: UsageSlice) -> tuple[str, list[Any], list[str]]:
             rollup = "usage_by_day WHERE product_code = ? AND month = ? AND day >= ? AND day < ?"
             params = [q.product_code, month, start, end]
         logged = ", ".join(f"{_DAY} AS day" if g == "day" else g for g in groups)
-        logged_sums = [
-            f"SUM(micros / {MICROS_PER_UNIT})",
-            f"SUM(micros - micros / {MICROS_PER_UNIT} * {MICROS_PER_UNIT})",
-            f"SUM({count})",
-        ]
+        logged_sums = [_split_sum("micros"), f"SUM({count})"]
         sql = (
             f"SELECT {listed}, {', '.join(sums)} FROM {rollup} GROUP BY {listed} UNION ALL "
             f"SELECT {logged}, {', '.join(logged_sums)} FROM usage_pending "
