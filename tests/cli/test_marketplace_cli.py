@@ -4,6 +4,7 @@ options, nothing changed."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -224,3 +225,29 @@ def test_deliveries_send_reports_failures_and_retries(db: str) -> None:
     failed = run("deliveries", "--database", db, "--failed").output
     assert failed.count("attempts 1") == 2
     assert "ConnectError" in failed
+
+
+def test_a_failed_delivery_is_retried_with_a_new_day_of_attempts(db: str) -> None:
+    run("events", "add", "--database", db, "--url", "http://127.0.0.1:9/nobody")
+    run("subscribe", "--database", db, "--product", SAAS, "--customer-account", "123412341234")
+    listed = run("deliveries", "--database", db).output
+    ids = re.findall(r"^(\S+)  eventbridge", listed, re.MULTILINE)
+    assert len(ids) == 2, listed
+    early = run("deliveries", "retry", "--database", db, ids[0])
+    assert early.exit_code == 1
+    assert "not due yet" in early.output
+    # A day later every attempt is spent: the next failure is final.
+    assert run("clock", "advance", "--database", db, "25h").exit_code == 0
+    assert "2 deliveries attempted" in run("deliveries", "send", "--database", db).output
+    assert run("deliveries", "--database", db).output.count(" failed ") == 2
+    retried = run("deliveries", "retry", "--database", db, ids[0])
+    assert retried.exit_code == 0, retried.output
+    assert "due again now, after 1 attempts" in retried.output
+    after = run("deliveries", "--database", db).output
+    assert after.count(" failed ") == 1 and after.count(" pending ") == 1
+    # Only the retried one is due; it fails again but is not final: a new day began.
+    assert "1 deliveries attempted" in run("deliveries", "send", "--database", db).output
+    again = run("deliveries", "--database", db).output
+    assert again.count(" failed ") == 1 and "attempts 2" in again
+    unknown = run("deliveries", "retry", "--database", db, "no-such-delivery")
+    assert unknown.exit_code == 1 and "no delivery no-such-delivery" in unknown.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -553,7 +554,15 @@ def test_webhooks_event_targets_and_deliveries(api: httpx.Client) -> None:
         assert webhook["id"] in [w["id"] for w in api.get("/webhooks").json()]
         receiver.wait_for(url.split(str(receiver.port))[1], 1)
         deliveries = api.get("/deliveries", params={"product": SAAS}).json()
-        assert any(d["target_id"] == webhook["id"] for d in deliveries)
+        confirmation = next(d for d in deliveries if d["target_id"] == webhook["id"])
+        error_of(api.post("/deliveries/no-such-delivery/retry"), 404, "not_found")
+        deadline = time.monotonic() + 10
+        while confirmation["status"] != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.05)  # received; its outcome is being recorded
+            found = api.get("/deliveries", params={"product": SAAS}).json()
+            confirmation = next(d for d in found if d["id"] == confirmation["id"])
+        assert confirmation["status"] == "delivered"
+        error_of(api.post(f"/deliveries/{confirmation['id']}/retry"), 409, "conflict")
         assert api.delete(f"/webhooks/{webhook['id']}").status_code == 204
         error_of(api.delete(f"/webhooks/{webhook['id']}"), 404, "not_found")
 

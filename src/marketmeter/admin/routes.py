@@ -64,6 +64,7 @@ from marketmeter.domain.models import Product, Subscription
 from marketmeter.domain.ports import RecordFilter
 from marketmeter.domain.service import MeteringService
 from marketmeter.domain.usage import parse_month, record_pages, stored_record
+from marketmeter.fulfillment import subscribe_buyer
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,17 +170,19 @@ def get_subscription(call: Call) -> SubscriptionView:
 def subscribe(call: Call) -> SubscribedView:
     body: SubscribeBody = call.body
     code = call.params["code"]
-    done = call.service.marketplace.subscribe(
-        code, body.customer_aws_account_id, free_trial=body.free_trial, offer_id=body.offer_id
+    bought = subscribe_buyer(
+        call.service,
+        code,
+        body.customer_aws_account_id,
+        free_trial=body.free_trial,
+        offer_id=body.offer_id,
+        post=body.post_to_fulfillment_url,
     )
-    product = call.service.store.get_product(code)
+    done, answer = bought.done, bought.answer
     fulfillment = None
-    if body.post_to_fulfillment_url and product is not None and product.fulfillment_url:
-        from marketmeter.fulfillment import post_token
-
-        answer = post_token(product.fulfillment_url, done.token.token, free_trial=body.free_trial)
+    if bought.fulfillment_url is not None and answer is not None:
         fulfillment = FulfillmentView(
-            product.fulfillment_url, answer.status, answer.location, answer.error
+            bought.fulfillment_url, answer.status, answer.location, answer.error
         )
     return SubscribedView(
         subscription_view(done.subscription, _now(call)),
@@ -394,6 +397,12 @@ def list_deliveries(call: Call) -> list[DeliveryView]:
     q: DeliveriesQuery = call.query
     reports = call.service.marketplace.deliveries(q.product, failed_only=q.failed)
     return [delivery_view(r.delivery, r.attempts) for r in reports]
+
+
+def retry_delivery(call: Call) -> DeliveryView:
+    marketplace = call.service.marketplace
+    retried = marketplace.retry_delivery(call.params["id"])
+    return delivery_view(retried, call.service.store.attempts_of([retried.id])[retried.id])
 
 
 # -- test controls -------------------------------------------------------------------------------
@@ -692,6 +701,15 @@ ROUTES: tuple[Route, ...] = (
         list[DeliveryView],
         query=DeliveriesQuery,
         errors=(400,),
+    ),
+    Route(
+        "POST",
+        "/deliveries/{id}/retry",
+        retry_delivery,
+        "Send a failed delivery (or one waiting out its backoff) again now",
+        "notifications",
+        DeliveryView,
+        errors=(404, 409),
     ),
     Route(
         "GET",

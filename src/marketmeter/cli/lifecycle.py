@@ -9,6 +9,7 @@ import click
 
 from marketmeter.cli.common import database_option, opened, parse_time
 from marketmeter.domain.models import ENTITLEMENT_TYPES
+from marketmeter.fulfillment import subscribe_buyer
 
 product_option = click.option("--product", "product_code", required=True, help="Product code.")
 account_option = click.option(
@@ -32,11 +33,10 @@ def subscribe(
     """Subscribe the buyer (or reopen an ended subscription), mint a registration token and
     POST it to the product's fulfillment URL; the token is the last line of output."""
     with opened(database_url) as service:
-        done = service.marketplace.subscribe(
-            product_code, customer_account, free_trial=free_trial, offer_id=offer_id
+        bought = subscribe_buyer(
+            service, product_code, customer_account, free_trial=free_trial, offer_id=offer_id
         )
-        product = service.store.get_product(product_code)
-    s = done.subscription
+    done, s = bought.done, bought.done.subscription
     if done.changed:
         click.echo(
             f"subscribed {customer_account} to {product_code}: customer {s.customer_identifier}, "
@@ -45,12 +45,8 @@ def subscribe(
         )
     else:
         click.echo(f"{customer_account} is subscribed to {product_code} already", err=True)
-    url = product.fulfillment_url if product is not None else None
-    if url:
-        from marketmeter.fulfillment import post_token  # httpx: only when posting
-
-        answer = post_token(url, done.token.token, free_trial=free_trial)
-        click.echo(answer.describe(url), err=True)
+    if bought.fulfillment_url is not None and bought.answer is not None:
+        click.echo(bought.answer.describe(bought.fulfillment_url), err=True)
     click.echo(done.token.token)
 
 

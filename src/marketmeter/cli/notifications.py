@@ -114,6 +114,17 @@ def deliveries(
             click.echo(f"    #{a.attempt} {a.at:%Y-%m-%dT%H:%M:%SZ}  {outcome}")
 
 
+@deliveries.command("retry")
+@database_option
+@click.argument("delivery_id")
+def deliveries_retry(database_url: str, delivery_id: str) -> None:
+    """Send a failed delivery (or one waiting out its backoff) again, now — by the running
+    server's delivery worker, or by `deliveries send`."""
+    with opened(database_url) as service:
+        d = service.marketplace.retry_delivery(delivery_id)
+    click.echo(f"{d.id} ({d.name}) is due again now, after {d.attempts} attempts")
+
+
 @deliveries.command("send")
 @database_option
 @click.option(

@@ -15,7 +15,7 @@ from marketmeter.domain.controls import Faults, TestControls, checked_internal_e
 from marketmeter.domain.errors import CatalogError, Conflict, NotFound
 from marketmeter.domain.lifecycle import Lifecycle
 from marketmeter.domain.notifications import iso_millis
-from marketmeter.domain.outbox import Attempt, Delivery
+from marketmeter.domain.outbox import Attempt, Delivery, retryable
 from marketmeter.domain.targets import EventTarget, Webhook, new_event_target, new_webhook
 
 
@@ -85,6 +85,23 @@ class Marketplace(Lifecycle):
         found = self._store.list_deliveries(product_code, failed_only=failed_only)
         attempts = self._store.attempts_of([d.id for d in found])
         return [DeliveryReport(d, attempts[d.id]) for d in found]
+
+    def retry_delivery(self, delivery_id: str) -> Delivery:
+        """Send a failed delivery (or one waiting out its backoff) again, now: the
+        delivery worker picks it up at once. Same id and body: a redelivery."""
+        now = self._clock.now()
+        with self._store.transaction() as tx:
+            found = tx.get_delivery(delivery_id)
+            if found is None:
+                raise NotFound(f"no delivery {delivery_id}")
+            if not retryable(found) or not tx.retry_delivery(delivery_id, now):
+                raise Conflict(
+                    f"delivery {delivery_id} is {found.status}"
+                    f"{' and not due yet' if found.status == 'pending' else ''}: only a "
+                    "failed delivery, or one waiting to be tried again, can be retried"
+                )
+        due = now if found.status == "failed" else found.due_at
+        return replace(found, status="pending", next_attempt_at=now, due_at=due)
 
     # -- test controls -----------------------------------------------------------------
 

@@ -67,6 +67,13 @@ def next_attempt(delivery: Delivery, attempted: int, now: datetime) -> datetime 
     return min(now + wait, delivery.due_at + RETRY_FOR)
 
 
+def retryable(delivery: Delivery) -> bool:
+    """A delivery a person may send again now: failed (its 24 hours spent), or pending with
+    failed attempts behind it (waiting out a backoff). Not one delivered or called off, nor
+    one that is not due yet (the end of an unsubscribe hour must not arrive early)."""
+    return delivery.status == "failed" or (delivery.status == "pending" and delivery.attempts > 0)
+
+
 def succeeded(status: int) -> bool:
     """An endpoint's answer that ends the delivery: any 2xx (SNS and EventBridge alike)."""
     return 200 <= status < 300

@@ -272,6 +272,8 @@ class Reader(Protocol):
 
     def attempts_of(self, delivery_ids: Collection[str]) -> dict[str, list[Attempt]]: ...
 
+    def get_delivery(self, delivery_id: str) -> Delivery | None: ...
+
     def get_sns_key(self) -> tuple[str, str] | None:
         """(private key PEM, certificate PEM) that sign SNS messages, once made."""
         ...
@@ -363,6 +365,11 @@ class Transaction(Reader, Protocol):
 
     def cancel_deliveries(self, cancel_key: str) -> int:
         """Call off the pending deliveries of this key; how many."""
+        ...
+
+    def retry_delivery(self, delivery_id: str, now: datetime) -> bool:
+        """Make a failed delivery, or one waiting out a backoff, due `now` (a failed one
+        gets a new 24 hours of attempts); False when it is neither."""
         ...
 
     def add_webhook(self, webhook: Webhook) -> bool:

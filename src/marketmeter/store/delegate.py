@@ -146,6 +146,9 @@ class DelegatingStore:
     def attempts_of(self, delivery_ids: Collection[str]) -> dict[str, list[Attempt]]:
         return self.inner.attempts_of(delivery_ids)
 
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        return self.inner.get_delivery(delivery_id)
+
     def get_sns_key(self) -> tuple[str, str] | None:
         return self.inner.get_sns_key()
 

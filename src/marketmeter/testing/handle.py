@@ -27,6 +27,7 @@ from marketmeter.domain.usage import (
     find_records,
     period_start,
 )
+from marketmeter.fulfillment import subscribe_buyer
 
 if TYPE_CHECKING:
     from marketmeter.fulfillment import FulfillmentAnswer
@@ -78,16 +79,12 @@ class MarketplaceHandle:
         """The buyer subscribes (or resubscribes); the registration token, as AWS posts it
         to the product's fulfillment URL — and posts it there too when the product has
         one (the answer goes to `fulfillment_answers`)."""
-        service = self.service
-        done = service.marketplace.subscribe(
-            product, customer_account, free_trial=free_trial, offer_id=offer
+        bought = subscribe_buyer(
+            self.service, product, customer_account, free_trial=free_trial, offer_id=offer
         )
-        found = service.store.get_product(product)
-        if found is not None and found.fulfillment_url:
-            from marketmeter.fulfillment import post_token
-
-            answer = post_token(found.fulfillment_url, done.token.token, free_trial=free_trial)
-            self.fulfillment_answers.append(answer)
+        if bought.answer is not None:
+            self.fulfillment_answers.append(bought.answer)
+        done = bought.done
         return done.token.token
 
     def unsubscribe(self, product: str, customer_account: str) -> Subscription:

@@ -94,6 +94,12 @@ class OutboxReads:
             out[row[0]].append(Attempt(row[0], row[1], from_ms(row[2]), row[3], row[4]))
         return out
 
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        row = self._runner().fetchone(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+        )
+        return None if row is None else delivery_from_row(row)
+
     def get_sns_key(self) -> tuple[str, str] | None:
         row = self._runner().fetchone("SELECT private_pem, cert_pem FROM sns_keys WHERE id = 1", ())
         return None if row is None else (row[0], row[1])
@@ -145,6 +151,21 @@ class OutboxWrites(OutboxReads):
             "UPDATE deliveries SET status = 'cancelled' WHERE cancel_key = ? "
             "AND status = 'pending'",
             (cancel_key,),
+        )
+
+    def retry_delivery(self, delivery_id: str, now: datetime) -> bool:
+        # The condition is `outbox.retryable`'s, in SQL, so that a delivery finishing
+        # meanwhile is not sent again.
+        at = to_ms(now)
+        return (
+            self._runner().execute(
+                "UPDATE deliveries SET next_attempt_at = ?, claimed_until = NULL, "
+                "due_at = CASE WHEN status = 'failed' THEN ? ELSE due_at END, "
+                "status = 'pending' "
+                "WHERE id = ? AND (status = 'failed' OR (status = 'pending' AND attempts > 0))",
+                (at, at, delivery_id),
+            )
+            == 1
         )
 
     def add_webhook(self, webhook: Webhook) -> bool:
