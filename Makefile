@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck unit compat clean system-packages
+.PHONY: run test bench screenshots lint typecheck unit compat clean system-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	scripts/install-system-packages wrk
 	$(BIN)/python bench/run.py
+
+## make screenshots: the console's pages from a fresh demo database, into docs/console/
+screenshots: $(STAMP)
+	@scripts/install-system-packages
+	$(BIN)/python scripts/screenshots.py
 
 ## system packages the suite needs (PostgreSQL, Node.js, Go and the Go SDKs), when missing
 system-packages:

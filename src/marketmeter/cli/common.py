@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -14,6 +14,7 @@ from marketmeter.config import Settings
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable
 from marketmeter.domain.service import MeteringService
+from marketmeter.instants import parse_utc
 from marketmeter.services import create_service, marketplace_clock
 from marketmeter.store.factory import DEFAULT_DATABASE_URL, UnsupportedDatabase, open_store
 
@@ -51,7 +52,6 @@ def opened(database_url: str, **settings: Any) -> Iterator[MeteringService]:
 def parse_time(text: str) -> datetime:
     """An ISO 8601 time; without a zone, UTC. A one-line error otherwise."""
     try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise click.ClickException(f"not an ISO 8601 time: {text!r}") from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        return parse_utc(text)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime, timedelta
-from decimal import Decimal
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from marketmeter.console.actions import Actions
+from marketmeter.console.pages import Pages, refusal_status
 from marketmeter.console.session import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -33,11 +32,8 @@ from marketmeter.console.session import (
     Sessions,
 )
 from marketmeter.domain.admin_token import token_matches
-from marketmeter.domain.errors import NotFound
-from marketmeter.domain.models import Product
-from marketmeter.domain.ports import RecordFilter
+from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.service import MeteringService
-from marketmeter.domain.usage import iso_z, known_product, stored_record
 
 PREFIX = "/console"
 SECURITY_HEADERS = {
@@ -69,6 +65,8 @@ class ConsoleApp:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        pages = Pages(service, self._render, test_controls=test_controls)
+        actions = Actions(service, self._render, pages)
         static = resources.files("marketmeter.console") / "static"
         self._router = Router(
             [
@@ -76,11 +74,28 @@ class ConsoleApp:
                 *(
                     Route(PREFIX + path, self._signed_in(page), methods=["GET"])
                     for path, page in (
-                        ("/", self._overview),
-                        ("/products", self._products),
-                        ("/products/{code}", self._product),
-                        ("/records", self._records),
-                        ("/records/{record_id}", self._record),
+                        ("/", pages.overview),
+                        ("/products", pages.products),
+                        ("/products/{code}", pages.product),
+                        ("/products/{code}/customers/{account}", pages.customer),
+                        ("/usage", pages.usage),
+                        ("/records", pages.records),
+                        ("/records/{record_id}", pages.record),
+                        ("/deliveries", pages.deliveries),
+                        ("/test-controls", pages.controls),
+                    )
+                ),
+                *(
+                    Route(PREFIX + path, self._acting(action), methods=["POST"])
+                    for path, action in (
+                        ("/products/{code}/subscribe", actions.subscribe),
+                        (_CUSTOMER + "/unsubscribe", actions.unsubscribe),
+                        (_CUSTOMER + "/cancel", actions.cancel),
+                        (_CUSTOMER + "/entitlements", actions.set_entitlement),
+                        (_CUSTOMER + "/entitlements/remove", actions.remove_entitlement),
+                        ("/deliveries/{delivery_id}/retry", actions.retry_delivery),
+                        ("/test-controls/clock", actions.clock),
+                        ("/test-controls/faults", actions.faults),
                     )
                 ),
                 Route(PREFIX + "/sign-in", self._sign_in_page, methods=["GET"]),
@@ -100,10 +115,17 @@ class ConsoleApp:
 
         await self._router(scope, receive, secured)
 
-    # -- pages ---------------------------------------------------------------------------
+    # -- pages and actions -------------------------------------------------------------
 
-    def _page(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
-        html = self._templates.get_template(name).render(prefix=PREFIX, **values)
+    def _render(
+        self, name: str, session: Session | None, status: int = 200, **values: Any
+    ) -> HTMLResponse:
+        html = self._templates.get_template(name).render(
+            prefix=PREFIX,
+            csrf=session.csrf if session is not None else "",
+            test_controls=self._test_controls,
+            **values,
+        )
         return HTMLResponse(html, status)
 
     def _session(self, request: Request) -> Session | None:
@@ -124,124 +146,37 @@ class ConsoleApp:
 
         return endpoint
 
+    def _acting(
+        self, action: Callable[[Request, Session, FormData], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """`action`, for a form POSTed with a session and its CSRF token; what the domain
+        refuses is shown on an error page (404, 409 or 422), nothing changed."""
+
+        async def endpoint(request: Request) -> Response:
+            session = self._session(request)
+            if session is None:
+                return RedirectResponse(PREFIX + "/sign-in", 303)
+            form = await request.form()
+            if not _csrf_ok(session, form.get("csrf")):
+                return self._render("error.html", session, 403, message=_ELSEWHERE)
+            try:
+                return await action(request, session, form)
+            except MeteringError as exc:
+                return self._render("error.html", session, refusal_status(exc), message=str(exc))
+
+        return endpoint
+
     async def _to_overview(self, request: Request) -> Response:
         return RedirectResponse(PREFIX + "/", 303)
-
-    async def _overview(self, request: Request, session: Session) -> Response:
-        now = self.service.clock.now()
-        products = await run_in_threadpool(self._product_totals, now)
-        return self._page(
-            "overview.html",
-            csrf=session.csrf,
-            now=iso_z(now),
-            products=products,
-            test_controls=self._test_controls,
-        )
-
-    async def _products(self, request: Request, session: Session) -> Response:
-        products = await run_in_threadpool(self.service.store.list_products)
-        return self._page(
-            "products.html",
-            csrf=session.csrf,
-            products=sorted(products, key=lambda p: p.product_code),
-        )
-
-    async def _product(self, request: Request, session: Session) -> Response:
-        code = request.path_params["code"]
-        try:
-            product, customers = await run_in_threadpool(self._customers, code)
-        except NotFound as exc:
-            return self._page("error.html", 404, csrf=session.csrf, message=str(exc))
-        return self._page("product.html", csrf=session.csrf, product=product, customers=customers)
-
-    def _customers(self, code: str) -> tuple[Product, list[dict[str, Any]]]:
-        """The product, and each subscription with its state and usage this month."""
-        product = known_product(self.service.store, code)
-        now = self.service.clock.now()
-        month = self.service.usage_report(code, by="month", group=["customer"])
-        used = {r.keys["customer_aws_account_id"]: (r.quantity, r.records) for r in month.rows}
-        nothing = (Decimal(0), 0)
-        customers = [
-            {
-                "account": s.customer_aws_account_id,
-                "identifier": s.customer_identifier,
-                "state": s.state(now),
-                "since": iso_z(s.created_at),
-                "used": used.get(s.customer_aws_account_id, nothing),
-            }
-            for s in sorted(
-                self.service.store.product_subscriptions(code),
-                key=lambda s: s.customer_aws_account_id,
-            )
-        ]
-        return product, customers
-
-    async def _records(self, request: Request, session: Session) -> Response:
-        q = request.query_params
-        filters = {k: q.get(k, "").strip() for k in RECORD_FILTERS}
-        where = RecordFilter(
-            product_code=filters["product"] or None,
-            customer=filters["customer"] or None,
-            dimension=filters["dimension"] or None,
-            operation=filters["operation"] or None,
-        )
-        after = _whole(q.get("after"), 0, 0, 2**62)
-        limit = _whole(q.get("limit"), PAGE, 1, MAX_PAGE)
-        rows = await run_in_threadpool(
-            self.service.store.page_records, where, after=after, limit=limit + 1
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_query = None
-        if more:
-            kept = {k: v for k, v in filters.items() if v}
-            next_query = urlencode({**kept, "limit": limit, "after": rows[-1].seq})
-        return self._page(
-            "records.html",
-            csrf=session.csrf,
-            filters=filters,
-            records=[stored_record(r.record) for r in rows],
-            next_query=next_query,
-            iso=iso_z,
-        )
-
-    async def _record(self, request: Request, session: Session) -> Response:
-        record_id = request.path_params["record_id"]
-        found = await run_in_threadpool(self.service.store.get_record, record_id)
-        if found is None:
-            return self._page(
-                "error.html", 404, csrf=session.csrf, message=f"no record {record_id!r}"
-            )
-        return self._page("record.html", csrf=session.csrf, r=stored_record(found), iso=iso_z)
-
-    def _product_totals(self, now: datetime) -> list[dict[str, Any]]:
-        hour = now.replace(minute=0, second=0, microsecond=0)
-        found = []
-        for product in sorted(self.service.store.list_products(), key=lambda p: p.product_code):
-            code = product.product_code
-            month = self.service.usage_report(code, by="month", group=[])
-            this_hour = self.service.usage_report(
-                code, by="hour", group=[], start=hour, end=hour + timedelta(hours=1)
-            )
-            found.append(
-                {
-                    "product": product,
-                    "month": month.total,
-                    "month_records": sum(r.records for r in month.rows),
-                    "hour": this_hour.total,
-                    "hour_records": sum(r.records for r in this_hour.rows),
-                }
-            )
-        return found
 
     # -- signing in and out ----------------------------------------------------------------
 
     async def _sign_in_page(self, request: Request, *, error: str = "") -> Response:
         if self._sessions is None:
-            return self._page("sign_in.html", 503, nonce="", error=_NO_TOKEN, disabled=True)
+            return self._render("sign_in.html", None, 503, nonce="", error=_NO_TOKEN, disabled=True)
         nonce, cookie = self._sessions.sign_in_nonce()
-        response = self._page(
-            "sign_in.html", 401 if error else 200, nonce=nonce, error=error, disabled=False
+        response = self._render(
+            "sign_in.html", None, 401 if error else 200, nonce=nonce, error=error, disabled=False
         )
         _set_cookie(response, request, SIGN_IN_COOKIE, cookie, SIGN_IN_SECONDS)
         return response
@@ -267,23 +202,14 @@ class ConsoleApp:
         session = self._session(request)
         form = await request.form()
         if session is not None and not _csrf_ok(session, form.get("csrf")):
-            return self._page("error.html", 403, message="The form came from elsewhere.")
+            return self._render("error.html", session, 403, message=_ELSEWHERE)
         response = RedirectResponse(PREFIX + "/sign-in", 303)
         response.delete_cookie(SESSION_COOKIE, path=PREFIX)
         return response
 
 
-RECORD_FILTERS = ("product", "customer", "dimension", "operation")
-PAGE = 50
-MAX_PAGE = 500
-
-
-def _whole(text: str | None, default: int, low: int, high: int) -> int:
-    """A whole number from a query parameter, within [low, high]; `default` if it is none."""
-    if text is None or not text.strip().isdigit():
-        return default
-    return max(low, min(high, int(text)))
-
+_CUSTOMER = "/products/{code}/customers/{account}"
+_ELSEWHERE = "The form came from elsewhere, or its page is too old: reload it and try again."
 
 _NO_TOKEN = (
     "This server has no admin token, so nobody can sign in: start it with "

@@ -293,6 +293,14 @@ class Reader(Protocol):
 
     def get_record(self, record_id: str) -> MeteringRecord | None: ...
 
+    def received_per_minute(
+        self, start: datetime, end: datetime, newest: int
+    ) -> tuple[dict[datetime, int], bool]:
+        """How many of the `newest` records stored were received in each minute of
+        [start, end) (by the minute's start; minutes without any are absent), and whether
+        that is all of the range's (False: older records of the range were not read)."""
+        ...
+
     def list_accounts(self) -> list[Account]: ...
 
     def access_keys_of(self, account_id: str | None = None) -> list[AccessKey]:

@@ -163,6 +163,11 @@ class DelegatingStore:
     ) -> list[StoredRecordRow]:
         return self.inner.page_records(where, after=after, limit=limit)
 
+    def received_per_minute(
+        self, start: datetime, end: datetime, newest: int
+    ) -> tuple[dict[datetime, int], bool]:
+        return self.inner.received_per_minute(start, end, newest)
+
     def get_record(self, record_id: str) -> MeteringRecord | None:
         return self.inner.get_record(record_id)
 

@@ -3,6 +3,7 @@ for the usage rollups by the same transaction), read back, exported."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -105,6 +106,26 @@ class MeteringReads:
         self, where: RecordFilter, *, after: int = 0, limit: int = 100
     ) -> list[StoredRecordRow]:
         return record_page(self._runner(), where, after, limit)
+
+    def received_per_minute(
+        self, start: datetime, end: datetime, newest: int
+    ) -> tuple[dict[datetime, int], bool]:
+        # The newest records by `seq` (the primary key, read backwards), not an index on
+        # received_at that every insert would pay for.
+        run = self._runner()
+        rows = run.fetchall(
+            "SELECT received_at / 60000, count(*) FROM (SELECT received_at FROM "
+            "metering_records ORDER BY seq DESC LIMIT ?) AS newest "
+            "WHERE received_at >= ? AND received_at < ? GROUP BY received_at / 60000",
+            (newest, to_ms(start), to_ms(end)),
+        )
+        counts = {from_ms(int(minute) * 60000): int(n) for minute, n in rows}
+        oldest_read = run.fetchone(
+            "SELECT received_at FROM metering_records ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (newest - 1,),
+        )
+        complete = oldest_read is None or int(oldest_read[0]) < to_ms(start)
+        return counts, complete
 
     def find_client_token(self, account_id: str, client_token: str) -> ClientTokenEntry | None:
         row = self._runner().fetchone(
