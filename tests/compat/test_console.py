@@ -8,18 +8,23 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.compat.conftest import new_database, recent, start_server
+from tests.compat.conftest import new_database, start_server
+from tests.compat.console_kit import (
+    TOKEN,
+    add_products,
+    meter,
+    new_account,
+    sign_in_form,
+    signed_in,
+)
 from tests.compat.server import Server
 from tests.factories import SAAS
-
-TOKEN = "console-token-for-tests-01"
 
 
 @pytest.fixture(scope="module")
@@ -39,26 +44,6 @@ def browser(console_server: Server) -> Iterator[httpx.Client]:
     """A client that keeps cookies and does not follow redirects, as a test of them."""
     with httpx.Client(base_url=console_server.url, timeout=30) as client:
         yield client
-
-
-def sign_in_form(client: httpx.Client) -> str:
-    page = client.get("/console/sign-in")
-    assert page.status_code == 200
-    found = re.search(r'name="nonce" value="([^"]+)"', page.text)
-    assert found, page.text
-    return found.group(1)
-
-
-def signed_in(client: httpx.Client) -> str:
-    """Sign in; the session's CSRF token (from the overview's sign-out form)."""
-    nonce = sign_in_form(client)
-    answer = client.post("/console/sign-in", data={"nonce": nonce, "token": TOKEN})
-    assert answer.status_code == 303 and answer.headers["location"] == "/console/"
-    page = client.get("/console/")
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found
-    return found.group(1)
 
 
 def cookie_attributes(response: httpx.Response, name: str) -> set[str]:
@@ -168,7 +153,12 @@ def test_products_and_a_product_s_customers(
     assert "no product" in missing.text
 
 
-TAG = "a/b c=d"  # tag values are AWS's characters only: letters, digits, " +-=._:/@"
+TAG = "a/b c=d"
+SCRIPT = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+"""Markup sent by an SDK: as a dimension's name (UsageDimension is any text, `[\\s\\S]+`,
+and the catalog names the dimensions). A tag value cannot carry it: tag values are the
+seller guide's characters only (letters, digits, space, + - = . _ : / @ — DESIGN.md §5)."""
+SCRIPT_PRODUCT = "scriptproduct000000000001"
 HOSTILE_URL = (
     "http://127.0.0.1:9/register?next=<script>alert(1)</script><img src=x onerror=alert(2)>"
 )
@@ -177,50 +167,17 @@ HOSTILE_PRODUCT = "hostileproduct00000000001"
 
 def add_hostile_product(server: Server) -> None:
     """Client-supplied text that would be markup if printed raw: a catalog's fulfillment
-    URL (tag values cannot carry it — AWS allows no "<" or ">" in them)."""
-    document = {
-        "products": [
-            {
-                "product_code": HOSTILE_PRODUCT,
-                "seller_account_id": "111122223333",
-                "type": "saas",
-                "dimensions": ["users"],
-                "fulfillment_url": HOSTILE_URL,
-            }
-        ]
-    }
-    answer = httpx.post(
-        server.url + "/admin/v1/catalog",
-        json=document,
-        headers={"Authorization": f"Bearer {TOKEN}"},
+    URL."""
+    add_products(
+        server,
+        {
+            "product_code": HOSTILE_PRODUCT,
+            "seller_account_id": "111122223333",
+            "type": "saas",
+            "dimensions": ["users"],
+            "fulfillment_url": HOSTILE_URL,
+        },
     )
-    assert answer.status_code == 200, answer.text
-
-
-def meter(
-    server: Server,
-    account: str,
-    quantity: int,
-    *,
-    dimension: str = "users",
-    hours_ago: int = 0,
-    tag: str | None = None,
-) -> str:
-    """One record sent with boto3 (tagged `team=tag` when given); its id."""
-    record: dict[str, Any] = {
-        "Timestamp": recent() - timedelta(hours=hours_ago),
-        "CustomerAWSAccountId": account,
-        "Dimension": dimension,
-        "Quantity": quantity,
-    }
-    if tag is not None:
-        record["UsageAllocations"] = [
-            {"AllocatedUsageQuantity": quantity, "Tags": [{"Key": "team", "Value": tag}]}
-        ]
-    answer = server.client().batch_meter_usage(ProductCode=SAAS, UsageRecords=[record])
-    result = answer["Results"][0]
-    assert result["Status"] == "Success", result
-    return str(result["MeteringRecordId"])
 
 
 def test_records_filter_page_and_show_client_text_as_text(
@@ -320,4 +277,84 @@ def test_a_person_signs_in_sees_the_usage_and_signs_out(
     page.goto(console_server.url + "/console/")
     assert page.url.endswith("/console/sign-in")
     assert problems == []
+    page.close()
+
+
+def test_test_controls_are_absent_without_the_flag(browser: httpx.Client) -> None:
+    csrf = signed_in(browser)
+    assert "Test controls" not in browser.get("/console/").text
+    page = browser.get("/console/test-controls")
+    assert page.status_code == 404 and "--test-controls" in page.text
+    for form in ("clock", "faults"):
+        answer = browser.post(
+            f"/console/test-controls/{form}", data={"csrf": csrf, "action": "reset"}
+        )
+        assert answer.status_code == 404 and "--test-controls" in answer.text
+
+
+def sign_in_as_a_person(page: Any, server: Server) -> None:
+    page.goto(server.url + "/console/")
+    assert page.url.endswith("/console/sign-in")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/")
+
+
+def test_a_person_subscribes_a_buyer_and_sees_the_usage_boto3_sent(
+    chromium: Any, console_server: Server
+) -> None:
+    add_products(
+        console_server,
+        {
+            "product_code": SCRIPT_PRODUCT,
+            "seller_account_id": "111122223333",
+            "type": "saas",
+            "dimensions": ["users", SCRIPT],
+        },
+    )
+    page = chromium.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in_as_a_person(page, console_server)
+    page.click("nav >> text=Products")
+    page.click(f"main >> text={SCRIPT_PRODUCT}")
+    account = new_account()
+    page.fill("#account", account)
+    page.get_by_role("button", name="Subscribe", exact=True).click()
+    token = page.locator("#registration-token").inner_text()
+    resolved = console_server.client().resolve_customer(RegistrationToken=token)
+    assert resolved["CustomerAWSAccountId"] == account
+    page.get_by_role("link", name=account).click()
+    assert page.locator("h2 .state").inner_text() == "active"
+
+    ids = [
+        meter(console_server, account, 6, tag=TAG, product=SCRIPT_PRODUCT),
+        meter(console_server, account, 4, dimension=SCRIPT, product=SCRIPT_PRODUCT),
+    ]
+    page.get_by_role("link", name="Records", exact=True).last.click()  # this buyer's records
+    rows = page.locator("tbody tr")
+    assert rows.count() == 2
+    assert rows.nth(0).locator(".tag").inner_text() == f"team={TAG}"
+    assert rows.locator("td.num").all_inner_texts() == ["6", "4"]
+    assert rows.nth(1).locator("td").nth(4).inner_text() == SCRIPT  # text, not markup
+    assert page.locator("main img, main script").count() == 0
+    rows.nth(1).locator("a").click()
+    page.wait_for_url(f"**/console/records/{ids[1]}")
+    assert page.get_by_text(SCRIPT).count() >= 1
+
+    page.goto(f"{console_server.url}/console/usage?product={SCRIPT_PRODUCT}&customer={account}")
+    titles = page.locator("svg rect title").all_text_contents()
+    assert sorted(t.split(" · ", 1)[1] for t in titles) == [f"{SCRIPT}: 4", "users: 6"]
+    fills = page.locator("svg rect").evaluate_all("rs => rs.map(r => getComputedStyle(r).fill)")
+    assert sorted(fills) == ["rgb(224, 123, 36)", "rgb(36, 87, 197)"]  # one colour a dimension
+    assert page.locator(".legend .key").all_inner_texts() == ["users", SCRIPT]
+    assert page.locator("#usage-total").inner_text() == "10"
+    page.fill("#u-tag", "team=" + TAG)
+    page.get_by_role("button", name="Show").click()
+    assert page.locator("#usage-total").inner_text() == "6"  # only the tagged record
+    assert page.locator("main img, main script").count() == 0
+    assert dialogs == [] and problems == []
     page.close()
