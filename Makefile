@@ -36,8 +36,8 @@ system-packages:
 	@scripts/install-system-packages
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench docs/examples examples
-	$(BIN)/ruff format --check src tests bench docs/examples examples
+	$(BIN)/ruff check src tests bench scripts docs/examples examples
+	$(BIN)/ruff format --check src tests bench scripts docs/examples examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -102,6 +102,19 @@ def ratios(results: list[Any], rss: list[RssSample]) -> list[Ratio]:
                         value >= 0.9,
                     )
                 )
+    for operation in ("BatchMeterUsage", "MeterUsage"):
+        name = f"{operation}, marketmeter, SQLite"
+        with_console, without = find(results, name), find(results, f"{name}, no console")
+        if with_console and without:
+            value = with_console.requests_per_s / without.requests_per_s
+            out.append(
+                Ratio(
+                    f"{operation}: with ÷ without the console (requests/s, SQLite)",
+                    value,
+                    "≈ 1 (no cost)",
+                    value >= 0.95,  # within this machine's run-to-run noise
+                )
+            )
     for operation in ("BatchMeterUsage", "BatchMeterUsage scattered", "MeterUsage"):
         pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
         lite = find(results, f"{operation}, marketmeter, SQLite, 2 workers")
@@ -198,6 +211,8 @@ def write_markdown(  # noqa: PLR0917
         "- **no rollups**: the same build with the usage rollups left out of the write path",
         "  (`bench/without_rollups.py`). One run of each here; `bench/rollups.py` alternates them",
         "  over several rounds for steadier ratios (see docs/reports.md).",
+        "- **no console**: the same build with the console taken out of the application",
+        "  (`bench/without_console.py`): what the console costs the AWS endpoint's requests.",
         "",
         "![requests per second and memory](performance.png)",
         "",

@@ -366,6 +366,7 @@ class Scenario:
     rollups: bool = (
         True  # False: the write path without the usage rollups (bench/without_rollups.py)
     )
+    console: bool = True  # False: the application without the console (bench/without_console.py)
 
 
 @dataclass
@@ -407,8 +408,11 @@ def server_for(scenario: Scenario, port: int, work: Path, database: str | None) 
     if scenario.target == "marketmeter":
         program = [str(BIN / "marketmeter")]
         env = {}
-        if not scenario.rollups:
-            program = [str(BIN / "python"), "-m", "bench.without_rollups"]
+        variant = None if scenario.rollups else "bench.without_rollups"
+        if not scenario.console:
+            variant = "bench.without_console"
+        if variant is not None:
+            program = [str(BIN / "python"), "-m", variant]
             env = {
                 "PYTHONPATH": os.pathsep.join(
                     filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
@@ -673,6 +677,17 @@ def main() -> None:
         Scenario("BatchMeterUsage, moto", "moto", "batch"),
         Scenario("BatchMeterUsage, ceiling", "ceiling", "batch"),
         Scenario("MeterUsage, marketmeter, SQLite", "marketmeter", "meter", "sqlite"),
+        # The console's cost to the AWS endpoint: the same build without it.
+        *(
+            Scenario(
+                f"{op}, marketmeter, SQLite, no console",
+                "marketmeter",
+                kind,
+                "sqlite",
+                console=False,
+            )
+            for op, kind in (("BatchMeterUsage", "batch"), ("MeterUsage", "meter"))
+        ),
         Scenario("MeterUsage, ceiling", "ceiling", "meter"),
         Scenario(
             "BatchMeterUsage, marketmeter, SQLite, two writes",

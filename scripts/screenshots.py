@@ -11,6 +11,7 @@ one picture per page at 1280 px, and the overview at a phone's width.
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import shutil
@@ -87,8 +88,10 @@ def demo_server(directory: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log = (directory / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "marketmeter", "serve", "--demo", "--test-controls"]
-        + ["--database", f"sqlite:///{directory / 'demo.db'}", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "marketmeter", "serve", "--demo", "--test-controls"),
+            *("--database", f"sqlite:///{directory / 'demo.db'}", "--port", str(port)),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "MARKETMETER_ADMIN_TOKEN": TOKEN},
@@ -99,9 +102,12 @@ def demo_server(directory: Path) -> Iterator[str]:
             try:
                 with urllib.request.urlopen(url + "/health", timeout=1):
                     break
-            except OSError:
+            except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the server did not start: see {directory}/server.log")
+                    log.close()
+                    raise SystemExit(
+                        "the server did not start:\n" + (directory / "server.log").read_text()
+                    ) from exc
                 time.sleep(0.1)
         yield url
     finally:
@@ -129,7 +135,8 @@ def seed(url: str, fulfillment: str) -> None:
     _ok(admin.post("/webhooks", json={"product_code": SAAS, "url": fulfillment + "/sns"}))
     _ok(admin.post("/event-targets", json={"url": "http://127.0.0.1:9/events"}))  # nobody there
     for account in BUYERS[2:]:
-        _ok(admin.post(f"/products/{SAAS}/subscriptions", json={"customer_aws_account_id": account}))
+        body = {"customer_aws_account_id": account}
+        _ok(admin.post(f"/products/{SAAS}/subscriptions", json=body))
     client = boto3.client(
         "meteringmarketplace",
         endpoint_url=url,
@@ -184,13 +191,13 @@ def _ok(answer: httpx.Response) -> None:
         raise SystemExit(f"{answer.request.method} {answer.request.url}: {answer.text}")
 
 
-def shoot(url: str) -> list[Path]:
+def shoot(url: str, out: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
     if chromium is None:
         raise SystemExit("needs Debian's chromium: scripts/install-system-packages installs it")
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     taken: list[Path] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -199,7 +206,7 @@ def shoot(url: str) -> list[Path]:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
 
         def picture(name: str, *, full: bool = True) -> None:
-            path = OUT / f"{name}.png"
+            path = out / f"{name}.png"
             page.screenshot(path=str(path), full_page=full)
             taken.append(path)
 
@@ -236,7 +243,7 @@ def shoot(url: str) -> list[Path]:
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
         phone.context.add_cookies(page.context.cookies())
         phone.goto(console + "/")
-        path = OUT / "overview-phone.png"
+        path = out / "overview-phone.png"
         phone.screenshot(path=str(path), full_page=False)
         taken.append(path)
         browser.close()
@@ -244,13 +251,19 @@ def shoot(url: str) -> list[Path]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="marketmeter-screenshots-") as tmp:
-        with receiver() as fulfillment, demo_server(Path(tmp)) as url:
-            print("screenshots: filling a demo database…", flush=True)
-            seed(url, fulfillment)
-            print("screenshots: photographing the console…", flush=True)
-            for path in shoot(url):
-                print(f"  {path.relative_to(ROOT)}", flush=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="where (default: docs/console)")
+    out = parser.parse_args().out.resolve()
+    with (
+        tempfile.TemporaryDirectory(prefix="marketmeter-screenshots-") as tmp,
+        receiver() as fulfillment,
+        demo_server(Path(tmp)) as url,
+    ):
+        print("screenshots: filling a demo database…", flush=True)
+        seed(url, fulfillment)
+        print("screenshots: photographing the console…", flush=True)
+        for path in shoot(url, out):
+            print(f"  {path}", flush=True)
 
 
 if __name__ == "__main__":

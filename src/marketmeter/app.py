@@ -99,13 +99,15 @@ class Application:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["type"] == "http" and scope["path"].startswith("/sns/"):
+            return
+        path = scope["path"] if scope["type"] == "http" else "/"
+        if path == "/":  # every AWS SDK's request (and any other scope): first, past nothing
+            await self.endpoint(scope, receive, send)
+        elif path.startswith("/sns/"):
             await self._sns(scope, receive, send)
-        elif scope["type"] == "http" and scope["path"].startswith("/admin/"):
+        elif path.startswith("/admin/"):
             await self.admin(scope, receive, send)
-        elif scope["type"] == "http" and (
-            scope["path"] == "/console" or scope["path"].startswith("/console/")
-        ):
+        elif path == "/console" or path.startswith("/console/"):
             await self.console(scope, receive, send)
         else:
             await self.endpoint(scope, receive, send)

@@ -25,6 +25,6 @@ def parse_utc(text: str) -> datetime:
     """An ISO 8601 time (`Z` allowed); without a zone, UTC. ValueError naming the text."""
     try:
         at = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except (ValueError, OverflowError):  # (a time of year 1 east of UTC has no UTC)
         raise ValueError(f"not an ISO 8601 time: {text!r}") from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

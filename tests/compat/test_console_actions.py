@@ -160,6 +160,8 @@ def test_unsubscribe_leaves_an_hour_and_cancel_ends_it_at_once(
     subscribe(browser, SHOP, account)
     meter(console_server, account, 4, product=SHOP)
     customer = f"/console/products/{SHOP}/customers/{account}"
+    found = browser.get(f"/console/products/{SHOP}/customers", params={"account": account})
+    assert found.status_code == 303 and found.headers["location"] == customer  # "find"
     page = browser.get(customer)
     assert 'action="' + customer + '/unsubscribe"' in page.text
     done = browser.post(customer + "/unsubscribe", data={"csrf": csrf(browser)})
@@ -352,3 +354,34 @@ def test_records_filter_by_license_and_usage_time(
     assert listed(license=license_arn, **{"from": cut}) == [recent_id]
     bad = browser.get("/console/records", params={"from": "soon"})
     assert bad.status_code == 422 and "Usage from" in bad.text
+
+
+def test_hostile_input_gets_a_page_saying_why_never_a_500(
+    browser: httpx.Client, console_server: Server
+) -> None:
+    token = csrf(browser)
+    customer = f"/console/products/{SHOP}/customers/{new_account()}"
+    forged = browser.post(customer + "/cancel", data={"csrf": "jeton-forgé-ü"})
+    assert forged.status_code == 403  # (a non-ASCII token compared safely)
+    assert browser.get("/console/records", params={"after": "²", "limit": "9" * 5000}).is_success
+    for params in (
+        {"product": SAAS, "to": "0001-01-01T00:00"},
+        {"product": SAAS, "from": "0001-01-01T00:00+01:00"},
+        {"product": SAAS, "from": "9999-12-31T23:59"},
+    ):
+        answer = browser.get("/console/usage", params=params)
+        assert answer.status_code == 422, (params, answer.text)
+    broken = browser.post(
+        customer + "/cancel",
+        content=b'--x\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n' + token.encode(),
+        headers={"content-type": "multipart/form-data"},
+    )
+    assert broken.status_code == 400, broken.text  # (multipart without its boundary)
+    assert "could not be read" in broken.text
+    blank = browser.get(f"/console/products/{SHOP}/customers", params={"account": "  "})
+    assert blank.status_code == 422
+    with httpx.Client(base_url=console_server.url) as stranger:
+        page = stranger.get("/console/sign-in")
+        assert page.status_code == 200
+        answer = stranger.post("/console/sign-in", data={"nonce": "ünïcode", "token": TOKEN})
+        assert answer.status_code == 401

@@ -6,9 +6,10 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from marketmeter.domain.models import Account, ClientTokenEntry, MeteringRecord, SlotKey
@@ -210,3 +211,30 @@ def test_a_failed_commit_leaves_the_sqlite_store_usable(tmp_path: Path) -> None:
     assert store.count_records() == 1
     assert store.get_access_key("AKIANOACCOUNT0000001") is None
     store.close()
+
+
+def test_records_are_counted_by_the_minute_they_were_received(open_store: Opener) -> None:
+    store = open_store()
+    minute = HOUR.replace
+    received = [minute(minute=8, second=1), minute(minute=8, second=59), minute(minute=9)]
+    received.append(minute(minute=20, second=30))
+    with store.transaction() as tx:  # one at a time: stored (and numbered) in this order
+        for i, at in enumerate(received):
+            tx.claim_slot(msgspec.structs.replace(make_record(dimension=f"d{i}"), received_at=at))
+    hour = (HOUR, HOUR + timedelta(hours=1))
+    assert store.received_per_minute(*hour, 100) == (
+        {minute(minute=8): 2, minute(minute=9): 1, minute(minute=20): 1},
+        True,
+    )
+    later = store.received_per_minute(minute(minute=9), hour[1], 100)
+    assert later == ({minute(minute=9): 1, minute(minute=20): 1}, True)
+    # Reading only the newest two: those are counted, and the answer says it is not all.
+    assert store.received_per_minute(*hour, 2) == (
+        {minute(minute=9): 1, minute(minute=20): 1},
+        False,
+    )
+    assert store.received_per_minute(*hour, 4) == (
+        {minute(minute=8): 2, minute(minute=9): 1, minute(minute=20): 1},
+        True,
+    )
+    assert store.received_per_minute(hour[1], hour[1] + timedelta(hours=1), 100) == ({}, True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,6 +16,7 @@ from starlette.responses import Response
 
 from marketmeter.console import forms
 from marketmeter.console.pages import CONTROLS_OFF, Pages, Render
+from marketmeter.console.paths import PREFIX, customer_path
 from marketmeter.console.session import Session
 from marketmeter.domain.controls import checked_faults, parse_duration
 from marketmeter.domain.errors import CatalogError, NotFound
@@ -77,7 +77,7 @@ class Actions:
             session,
             "Unsubscribed",
             f"{account} unsubscribed from {code}: usage is accepted until {ends}.",
-            _customer_page(code, account),
+            customer_path(code, account),
         )
 
     async def cancel(self, request: Request, session: Session, form: Form) -> Response:
@@ -88,7 +88,7 @@ class Actions:
             "Cancelled",
             f"{account}'s subscription to {code} ended ({len(ended)} subscription"
             f"{'s' if len(ended) != 1 else ''}).",
-            _customer_page(code, account),
+            customer_path(code, account),
         )
 
     async def set_entitlement(self, request: Request, session: Session, form: Form) -> Response:
@@ -109,7 +109,7 @@ class Actions:
             "Entitlement set",
             f"{account} is entitled to {e.dimension} = {e.value} ({e.type})"
             f"{' until ' + iso_z(e.expires_at) if e.expires_at else ''}.",
-            _customer_page(code, account),
+            customer_path(code, account),
         )
 
     async def remove_entitlement(self, request: Request, session: Session, form: Form) -> Response:
@@ -122,7 +122,7 @@ class Actions:
             session,
             "Entitlement removed",
             f"{account}'s entitlement to {dimension} of {code} is removed.",
-            _customer_page(code, account),
+            customer_path(code, account),
         )
 
     # -- deliveries ----------------------------------------------------------------------
@@ -136,7 +136,7 @@ class Actions:
             "Delivery retried",
             f"{d.name} ({d.id}) is due again now, after {d.attempts} attempts: the server "
             "sends it within a second.",
-            "/deliveries",
+            f"{PREFIX}/deliveries#d-{d.id}",
         )
 
     # -- test controls -------------------------------------------------------------------
@@ -182,10 +182,6 @@ class Actions:
     async def _controls_after(self, changed: str) -> dict[str, Any]:
         values = await run_in_threadpool(self._pages.controls_values)
         return {**values, "changed": changed}
-
-
-def _customer_page(code: str, account: str) -> str:
-    return f"/products/{quote(code, safe='')}/customers/{quote(account, safe='')}"
 
 
 def _missing(what: str) -> CatalogError:

@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, Router
@@ -22,7 +23,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from marketmeter.console.actions import Actions
-from marketmeter.console.pages import Pages, refusal_status
+from marketmeter.console.pages import Pages
+from marketmeter.console.paths import PREFIX, customer_path, product_path, segment
 from marketmeter.console.session import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -35,7 +37,6 @@ from marketmeter.domain.admin_token import token_matches
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.service import MeteringService
 
-PREFIX = "/console"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -65,7 +66,11 @@ class ConsoleApp:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._templates.globals.update(
+            product_path=product_path, customer_path=customer_path, segment=segment
+        )
         pages = Pages(service, self._render, test_controls=test_controls)
+        self._pages = pages
         actions = Actions(service, self._render, pages)
         static = resources.files("marketmeter.console") / "static"
         self._router = Router(
@@ -77,7 +82,8 @@ class ConsoleApp:
                         ("/", pages.overview),
                         ("/products", pages.products),
                         ("/products/{code}", pages.product),
-                        ("/products/{code}/customers/{account}", pages.customer),
+                        ("/products/{code}/customers", pages.find_customer),
+                        (_CUSTOMER, pages.customer),
                         ("/usage", pages.usage),
                         ("/records", pages.records),
                         ("/records/{record_id}", pages.record),
@@ -152,19 +158,18 @@ class ConsoleApp:
         """`action`, for a form POSTed with a session and its CSRF token; what the domain
         refuses is shown on an error page (404, 409 or 422), nothing changed."""
 
-        async def endpoint(request: Request) -> Response:
-            session = self._session(request)
-            if session is None:
-                return RedirectResponse(PREFIX + "/sign-in", 303)
-            form = await request.form()
+        async def acting(request: Request, session: Session) -> Response:
+            form = await _form(request)
+            if form is None:
+                return self._render("error.html", session, 400, message=_UNREADABLE)
             if not _csrf_ok(session, form.get("csrf")):
                 return self._render("error.html", session, 403, message=_ELSEWHERE)
             try:
                 return await action(request, session, form)
             except MeteringError as exc:
-                return self._render("error.html", session, refusal_status(exc), message=str(exc))
+                return self._pages.refused(session, exc)
 
-        return endpoint
+        return self._signed_in(acting)
 
     async def _to_overview(self, request: Request) -> Response:
         return RedirectResponse(PREFIX + "/", 303)
@@ -184,7 +189,9 @@ class ConsoleApp:
     async def _sign_in(self, request: Request) -> Response:
         if self._sessions is None or self._token_hash is None:  # (both or neither)
             return await self._sign_in_page(request)
-        form = await request.form()
+        form = await _form(request)
+        if form is None:
+            return self._render("error.html", None, 400, message=_UNREADABLE)
         nonce, token = str(form.get("nonce", "")), str(form.get("token", ""))
         if not self._sessions.sign_in_nonce_matches(request.cookies.get(SIGN_IN_COOKIE), nonce):
             return await self._sign_in_page(
@@ -200,8 +207,8 @@ class ConsoleApp:
 
     async def _sign_out(self, request: Request) -> Response:
         session = self._session(request)
-        form = await request.form()
-        if session is not None and not _csrf_ok(session, form.get("csrf")):
+        form = await _form(request)
+        if session is not None and (form is None or not _csrf_ok(session, form.get("csrf"))):
             return self._render("error.html", session, 403, message=_ELSEWHERE)
         response = RedirectResponse(PREFIX + "/sign-in", 303)
         response.delete_cookie(SESSION_COOKIE, path=PREFIX)
@@ -217,8 +224,21 @@ _NO_TOKEN = (
 )
 
 
+_UNREADABLE = "The form could not be read: send it again from its page."
+
+
+async def _form(request: Request) -> FormData | None:
+    """The posted form; None when it cannot be read (a malformed or oversized body)."""
+    try:
+        return await request.form()
+    except MultiPartException:
+        return None
+
+
 def _csrf_ok(session: Session, presented: object) -> bool:
-    return isinstance(presented, str) and hmac.compare_digest(session.csrf, presented)
+    return isinstance(presented, str) and hmac.compare_digest(
+        session.csrf.encode(), presented.encode()
+    )
 
 
 def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:

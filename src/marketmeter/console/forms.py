@@ -21,11 +21,17 @@ def optional(values: Mapping[str, Any], name: str) -> str | None:
     return text(values, name) or None
 
 
+def _digits(value: str) -> int | None:
+    """A whole number in ASCII digits (at most 18 of them), or None."""
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 def whole(value: str | None, default: int, low: int, high: int) -> int:
     """A whole number from a query parameter, within [low, high]; `default` if it is none."""
-    if value is None or not value.strip().isdigit():
-        return default
-    return max(low, min(high, int(value)))
+    found = None if value is None else _digits(value.strip())
+    return default if found is None else max(low, min(high, found))
 
 
 def time(values: Mapping[str, Any], name: str, label: str) -> datetime | None:
@@ -53,9 +59,10 @@ def count(values: Mapping[str, Any], name: str, label: str) -> int:
     value = text(values, name)
     if not value:
         return 0
-    if not value.isdigit():
+    found = _digits(value)
+    if found is None:
         raise CatalogError(f"{label}: a whole number, not {value!r}")
-    return int(value)
+    return found
 
 
 def for_input(at: datetime | None) -> str:

@@ -4,7 +4,7 @@ thread."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,10 +12,11 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from marketmeter.console import forms
 from marketmeter.console.chart import activity_chart, usage_chart
+from marketmeter.console.paths import customer_path
 from marketmeter.console.session import Session
 from marketmeter.domain.activity import UsageFocus, hourly_usage, parse_tag, recent_activity
 from marketmeter.domain.errors import CatalogError, Conflict, MeteringError, NotFound
@@ -33,7 +34,12 @@ PAGE = 50
 MAX_PAGE = 500
 WARNING_HOURS = 24
 """The overview's warnings cover the last day (`usage check` covers any range)."""
+MAX_CUSTOMERS = 1000
+"""A product's page lists its first customers (by account); the rest are a search away."""
 CONTROLS_OFF = "test controls are off: start the server with --test-controls"
+WARNING_RECORDS = 100_000
+"""A product with more records than this in the day is not checked on every view of the
+overview (the check reads them all): the page says so, and `usage check` does it."""
 SHOWN = 10
 """At most this many failed deliveries and warnings on the overview."""
 
@@ -51,7 +57,8 @@ class Pages:
         self._render = render
         self.test_controls_on = test_controls
 
-    def _refused(self, session: Session, exc: MeteringError) -> Response:
+    def refused(self, session: Session | None, exc: MeteringError) -> Response:
+        """The page saying what the domain refused, and why."""
         return self._render("error.html", session, refusal_status(exc), message=str(exc))
 
     # -- overview ----------------------------------------------------------------------
@@ -66,10 +73,17 @@ class Pages:
         activity = recent_activity(service.store, now)
         failed = service.marketplace.deliveries(failed_only=True)
         warnings: list[tuple[str, UsageWarning]] = []
+        unchecked: list[tuple[str, int]] = []
         products = sorted(service.store.list_products(), key=lambda p: p.product_code)
         since = now - timedelta(hours=WARNING_HOURS)
         for product in products:
             code = product.product_code
+            # The warnings read the day's records one by one; the day's count is a rollup.
+            day = service.usage_report(code, by="hour", group=[], start=since, end=now)
+            records = sum(r.records for r in day.rows)
+            if records > WARNING_RECORDS:
+                unchecked.append((code, records))
+                continue
             warnings += [(code, w) for w in service.usage_warnings(code, start=since, end=now)]
         return {
             "now": iso_z(now),
@@ -80,6 +94,7 @@ class Pages:
             "failed_count": len(failed),
             "warnings": warnings[:SHOWN],
             "warning_count": len(warnings),
+            "unchecked": unchecked,
             "warning_hours": WARNING_HOURS,
         }
 
@@ -108,7 +123,7 @@ class Pages:
         try:
             values = await run_in_threadpool(self._product, request.path_params["code"])
         except MeteringError as exc:
-            return self._refused(session, exc)
+            return self.refused(session, exc)
         return self._render("product.html", session, **values)
 
     def _product(self, code: str) -> dict[str, Any]:
@@ -131,17 +146,28 @@ class Pages:
                 store.product_subscriptions(code), key=lambda s: s.customer_aws_account_id
             )
         ]
-        return {"product": product, "customers": customers}
+        return {
+            "product": product,
+            "customers": customers[:MAX_CUSTOMERS],
+            "customer_count": len(customers),
+        }
+
+    async def find_customer(self, request: Request, session: Session) -> Response:
+        """The product page's "find a customer" form: to that customer's page."""
+        account = forms.text(request.query_params, "account")
+        if not account:
+            return self.refused(session, CatalogError("give the customer's AWS account ID"))
+        return RedirectResponse(customer_path(request.path_params["code"], account), 303)
 
     async def customer(self, request: Request, session: Session) -> Response:
         code, account = request.path_params["code"], request.path_params["account"]
         try:
-            values = await run_in_threadpool(self.customer_values, code, account)
+            values = await run_in_threadpool(self._customer, code, account)
         except MeteringError as exc:
-            return self._refused(session, exc)
+            return self.refused(session, exc)
         return self._render("customer.html", session, **values)
 
-    def customer_values(self, code: str, account: str) -> dict[str, Any]:
+    def _customer(self, code: str, account: str) -> dict[str, Any]:
         """A buyer's subscription to the product, its entitlements and usage this month."""
         store = self.service.store
         product = known_product(store, code)
@@ -170,42 +196,41 @@ class Pages:
     async def usage(self, request: Request, session: Session) -> Response:
         q = request.query_params
         fields = {k: forms.text(q, k) for k in ("product", "customer", "dimension", "tag")}
+        values: dict[str, Any] = {"fields": fields, "error": "", "usage": None, "iso": iso_z}
+        values["start"], values["end"] = forms.text(q, "from"), forms.text(q, "to")
+        try:
+            values |= await run_in_threadpool(self._usage, q, fields)
+        except MeteringError as exc:
+            products = await run_in_threadpool(self.service.store.list_products)
+            values |= {
+                "error": str(exc),
+                "products": sorted(p.product_code for p in products),
+                "code": fields["product"],
+            }
+            return self._render("usage.html", session, refusal_status(exc), **values)
+        return self._render("usage.html", session, **values)
+
+    def _usage(self, q: Mapping[str, str], fields: dict[str, str]) -> dict[str, Any]:
         products = sorted(p.product_code for p in self.service.store.list_products())
         code = fields["product"] or (products[0] if products else "")
-        values: dict[str, Any] = {"fields": fields, "products": products, "code": code}
+        found: dict[str, Any] = {"products": products, "code": code}
         if not code:
-            return self._render("usage.html", session, **values, usage=None, error="")
-        try:
-            start = forms.time(q, "from", "From")
-            end = forms.time(q, "to", "To")
-            tag = parse_tag(fields["tag"]) if fields["tag"] else None
-            focus = UsageFocus(fields["customer"] or None, fields["dimension"] or None, tag)
-            now = self.service.clock.now()
-            usage = await run_in_threadpool(
-                hourly_usage, self.service.store, now, code, start=start, end=end, focus=focus
-            )
-        except MeteringError as exc:
-            return self._render(
-                "usage.html",
-                session,
-                refusal_status(exc),
-                **values,
-                usage=None,
-                error=str(exc),
-                start=forms.text(q, "from"),
-                end=forms.text(q, "to"),
-            )
-        return self._render(
-            "usage.html",
-            session,
-            **values,
-            usage=usage,
-            chart=usage_chart(usage),
-            start=forms.for_input(usage.report.start),
-            end=forms.for_input(usage.report.end),
-            error="",
-            iso=iso_z,
+            return found
+        tag = parse_tag(fields["tag"]) if fields["tag"] else None
+        usage = hourly_usage(
+            self.service.store,
+            self.service.clock.now(),
+            code,
+            start=forms.time(q, "from", "From"),
+            end=forms.time(q, "to", "To"),
+            focus=UsageFocus(fields["customer"] or None, fields["dimension"] or None, tag),
         )
+        return found | {
+            "usage": usage,
+            "chart": usage_chart(usage),
+            "start": forms.for_input(usage.report.start),
+            "end": forms.for_input(usage.report.end),
+        }
 
     # -- records -------------------------------------------------------------------------
 
@@ -258,7 +283,7 @@ class Pages:
         record_id = request.path_params["record_id"]
         found = await run_in_threadpool(self.service.store.get_record, record_id)
         if found is None:
-            return self._refused(session, NotFound(f"no record {record_id!r}"))
+            return self.refused(session, NotFound(f"no record {record_id!r}"))
         return self._render("record.html", session, r=stored_record(found), iso=iso_z)
 
     # -- deliveries ----------------------------------------------------------------------
@@ -284,7 +309,7 @@ class Pages:
 
     async def controls(self, request: Request, session: Session) -> Response:
         if not self.test_controls_on:
-            return self._refused(session, NotFound(CONTROLS_OFF))
+            return self.refused(session, NotFound(CONTROLS_OFF))
         values = await run_in_threadpool(self.controls_values)
         return self._render("controls.html", session, **values, changed="")
 

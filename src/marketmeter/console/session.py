@@ -57,4 +57,4 @@ class Sessions:
             nonce = self._sign_in.loads(cookie, max_age=SIGN_IN_SECONDS)
         except BadSignature:
             return False
-        return isinstance(nonce, str) and hmac.compare_digest(nonce, presented)
+        return isinstance(nonce, str) and hmac.compare_digest(nonce.encode(), presented.encode())

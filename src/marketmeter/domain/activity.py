@@ -5,7 +5,7 @@ value — the usage report's numbers (`product_usage`), not a second count of th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from marketmeter.domain.errors import CatalogError
@@ -17,6 +17,9 @@ NEWEST_READ = 200_000
 the overview stays quick however busy the last hour was (it says when it was cut short)."""
 
 MAX_CHART_HOURS = 24 * 31
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""Times a chart may show: no record is outside them, and hours around them stay valid."""
 DEFAULT_CHART_HOURS = 24
 
 
@@ -109,6 +112,9 @@ def hourly_usage(
     focus = focus or UsageFocus()
     if end is None:
         end = period_start(now, "hour") + timedelta(hours=1)
+    for at in (start, end):
+        if at is not None and not EARLIEST <= at <= LATEST:
+            raise CatalogError(f"a chart's times lie between {EARLIEST:%Y} and {LATEST:%Y}")
     if start is None:
         start = end - timedelta(hours=DEFAULT_CHART_HOURS)
     if end - start > timedelta(hours=MAX_CHART_HOURS):

@@ -55,7 +55,10 @@ def parse_duration(text: str) -> timedelta:
         raise CatalogError(
             f"not a duration: {text!r} (use a number and d, h, m or s, e.g. 2h, 90m, 1d30m)"
         )
-    total = sum((int(n) * _UNITS.get(u, timedelta(seconds=1)) for n, u in parts), timedelta(0))
+    try:
+        total = sum((int(n) * _UNITS.get(u, timedelta(seconds=1)) for n, u in parts), timedelta(0))
+    except OverflowError:
+        raise CatalogError(f"not a duration this clock can move: {text!r}") from None
     return sign * total
 
 

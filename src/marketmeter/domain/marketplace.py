@@ -89,19 +89,20 @@ class Marketplace(Lifecycle):
     def retry_delivery(self, delivery_id: str) -> Delivery:
         """Send a failed delivery (or one waiting out its backoff) again, now: the
         delivery worker picks it up at once. Same id and body: a redelivery."""
-        now = self._clock.now()
         with self._store.transaction() as tx:
+            retried = tx.retry_delivery(delivery_id, self._clock.now())
+            if retried is not None:
+                return retried
             found = tx.get_delivery(delivery_id)
-            if found is None:
-                raise NotFound(f"no delivery {delivery_id}")
-            if not retryable(found) or not tx.retry_delivery(delivery_id, now):
-                raise Conflict(
-                    f"delivery {delivery_id} is {found.status}"
-                    f"{' and not due yet' if found.status == 'pending' else ''}: only a "
-                    "failed delivery, or one waiting to be tried again, can be retried"
-                )
-        due = now if found.status == "failed" else found.due_at
-        return replace(found, status="pending", next_attempt_at=now, due_at=due)
+        if found is None:
+            raise NotFound(f"no delivery {delivery_id}")
+        if retryable(found):
+            raise Conflict(f"delivery {delivery_id} is being sent now")
+        why = " and not due yet" if found.status == "pending" else ""
+        raise Conflict(
+            f"delivery {delivery_id} is {found.status}{why}: only a failed delivery, or one "
+            "waiting to be tried again, can be retried"
+        )
 
     # -- test controls -----------------------------------------------------------------
 

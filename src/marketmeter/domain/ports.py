@@ -375,9 +375,10 @@ class Transaction(Reader, Protocol):
         """Call off the pending deliveries of this key; how many."""
         ...
 
-    def retry_delivery(self, delivery_id: str, now: datetime) -> bool:
+    def retry_delivery(self, delivery_id: str, now: datetime) -> Delivery | None:
         """Make a failed delivery, or one waiting out a backoff, due `now` (a failed one
-        gets a new 24 hours of attempts); False when it is neither."""
+        gets a new 24 hours of attempts); the delivery as it is now, or None when it is
+        neither (or a worker is sending it)."""
         ...
 
     def add_webhook(self, webhook: Webhook) -> bool:

@@ -120,11 +120,12 @@ class MeteringReads:
             (newest, to_ms(start), to_ms(end)),
         )
         counts = {from_ms(int(minute) * 60000): int(n) for minute, n in rows}
-        oldest_read = run.fetchone(
+        # Complete unless the first record not read (the next older) is of the range too.
+        unread = run.fetchone(
             "SELECT received_at FROM metering_records ORDER BY seq DESC LIMIT 1 OFFSET ?",
-            (newest - 1,),
+            (newest,),
         )
-        complete = oldest_read is None or int(oldest_read[0]) < to_ms(start)
+        complete = unread is None or int(unread[0]) < to_ms(start)
         return counts, complete
 
     def find_client_token(self, account_id: str, client_token: str) -> ClientTokenEntry | None:

@@ -32,6 +32,8 @@ _DELIVERY_COLUMNS = (
     "id, kind, target_id, product_code, name, body, created_at, due_at, status, attempts, "
     "next_attempt_at, last_status, last_error, delivered_at, cancel_key"
 )
+_RETRYABLE = "(status = 'failed' OR (status = 'pending' AND attempts > 0))"
+"""`outbox.retryable` in SQL: failed, or being retried after a failed attempt."""
 _faults = msgspec.json.Decoder(Faults)
 
 
@@ -71,7 +73,7 @@ class OutboxReads:
             conditions.append("product_code = ?")
             params.append(product_code)
         if failed_only:
-            conditions.append("(status = 'failed' OR (status = 'pending' AND attempts > 0))")
+            conditions.append(_RETRYABLE)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = self._runner().fetchall(
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries{where} ORDER BY seq DESC LIMIT ?",
@@ -153,20 +155,18 @@ class OutboxWrites(OutboxReads):
             (cancel_key,),
         )
 
-    def retry_delivery(self, delivery_id: str, now: datetime) -> bool:
-        # The condition is `outbox.retryable`'s, in SQL, so that a delivery finishing
-        # meanwhile is not sent again.
+    def retry_delivery(self, delivery_id: str, now: datetime) -> Delivery | None:
+        # In one statement, so that a delivery finishing meanwhile is not sent again, and
+        # one a worker holds (claimed, being sent) is left to it.
         at = to_ms(now)
-        return (
-            self._runner().execute(
-                "UPDATE deliveries SET next_attempt_at = ?, claimed_until = NULL, "
-                "due_at = CASE WHEN status = 'failed' THEN ? ELSE due_at END, "
-                "status = 'pending' "
-                "WHERE id = ? AND (status = 'failed' OR (status = 'pending' AND attempts > 0))",
-                (at, at, delivery_id),
-            )
-            == 1
+        rows = self._runner().fetchall(
+            "UPDATE deliveries SET next_attempt_at = ?, "
+            "due_at = CASE WHEN status = 'failed' THEN ? ELSE due_at END, status = 'pending' "
+            f"WHERE id = ? AND {_RETRYABLE} AND (claimed_until IS NULL OR claimed_until < ?) "
+            f"RETURNING {_DELIVERY_COLUMNS}",
+            (at, at, delivery_id, at),
         )
+        return delivery_from_row(rows[0]) if rows else None
 
     def add_webhook(self, webhook: Webhook) -> bool:
         return (
