@@ -30,6 +30,22 @@ class RssSample:
     records: int
 
 
+def _pair(
+    results: list[Any],
+    names: tuple[str, str],
+    label: str,
+    target: tuple[str, float],
+    *,
+    per_record: bool = False,
+) -> list[Ratio]:
+    """The ratio of two scenarios' throughput (requests/s, or records/s), when both ran."""
+    a, b = find(results, names[0]), find(results, names[1])
+    if not (a and b):
+        return []
+    value = a.records_per_s / b.records_per_s if per_record else a.requests_per_s / b.requests_per_s
+    return [Ratio(label, value, target[0], value >= target[1])]
+
+
 def find(results: list[Any], name: str) -> Any | None:
     return next((r for r in results if r.scenario.name == name), None)
 
@@ -76,44 +92,27 @@ def ratios(results: list[Any], rss: list[RssSample]) -> list[Ratio]:
             else:
                 out.append(Ratio(label, value, "", None))
     for operation in ("BatchMeterUsage", "MeterUsage"):
-        one = find(results, f"{operation}, marketmeter, SQLite")
-        two = find(results, f"{operation}, marketmeter, SQLite, two writes")
-        if one and two:
-            value = one.requests_per_s / two.requests_per_s
-            out.append(
-                Ratio(
-                    f"{operation}: one write ÷ uvicorn's two writes (requests/s)",
-                    value,
-                    "≥ 1 (no loss)",
-                    value >= 0.95,  # within this machine's run-to-run noise
-                )
-            )
-    for operation in ("BatchMeterUsage", "MeterUsage"):
+        name = f"{operation}, marketmeter, SQLite"
+        out += _pair(
+            results,
+            (name, f"{name}, two writes"),
+            f"{operation}: one write ÷ uvicorn's two writes (requests/s)",
+            ("≥ 1 (no loss)", 0.95),  # within this machine's run-to-run noise
+        )
+        out += _pair(
+            results,
+            (name, f"{name}, no console"),
+            f"{operation}: with ÷ without the console (requests/s, SQLite)",
+            ("≈ 1 (no cost)", 0.95),
+        )
         for store in ("SQLite", "PostgreSQL"):
             name = f"{operation}, marketmeter, {store}, 2 workers"
-            with_rollups, without = find(results, name), find(results, f"{name}, no rollups")
-            if with_rollups and without:
-                value = with_rollups.records_per_s / without.records_per_s
-                out.append(
-                    Ratio(
-                        f"{operation}: with ÷ without the usage rollups (records/s, {store})",
-                        value,
-                        "≥ 0.9",
-                        value >= 0.9,
-                    )
-                )
-    for operation in ("BatchMeterUsage", "MeterUsage"):
-        name = f"{operation}, marketmeter, SQLite"
-        with_console, without = find(results, name), find(results, f"{name}, no console")
-        if with_console and without:
-            value = with_console.requests_per_s / without.requests_per_s
-            out.append(
-                Ratio(
-                    f"{operation}: with ÷ without the console (requests/s, SQLite)",
-                    value,
-                    "≈ 1 (no cost)",
-                    value >= 0.95,  # within this machine's run-to-run noise
-                )
+            out += _pair(
+                results,
+                (name, f"{name}, no rollups"),
+                f"{operation}: with ÷ without the usage rollups (records/s, {store})",
+                ("≥ 0.9", 0.9),
+                per_record=True,
             )
     for operation in ("BatchMeterUsage", "BatchMeterUsage scattered", "MeterUsage"):
         pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +36,14 @@ def signed_in(client: httpx.Client) -> str:
     page = client.get("/console/")
     assert page.status_code == 200, page.text
     return csrf_of(page)
+
+
+@contextmanager
+def signed_in_client(server: Server) -> Iterator[httpx.Client]:
+    """An HTTP client with a console session (it keeps cookies, follows no redirect)."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        signed_in(client)
+        yield client
 
 
 def csrf_of(page: httpx.Response) -> str:

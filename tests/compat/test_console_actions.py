@@ -26,7 +26,7 @@ from tests.compat.console_kit import (
     csrf_of,
     meter,
     new_account,
-    signed_in,
+    signed_in_client,
 )
 from tests.compat.receiver import Receiver
 from tests.compat.server import NO_RETRIES, Server
@@ -78,8 +78,7 @@ def console_server(
 
 @pytest.fixture
 def browser(console_server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=console_server.url, timeout=30) as client:
-        signed_in(client)
+    with signed_in_client(console_server) as client:
         yield client
 
 

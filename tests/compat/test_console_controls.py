@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.compat.conftest import new_database, recent, start_server
-from tests.compat.console_kit import TOKEN, admin, csrf_of, new_account, signed_in
+from tests.compat.console_kit import TOKEN, admin, csrf_of, new_account, signed_in_client
 from tests.compat.receiver import Receiver
 from tests.compat.server import Server
 from tests.factories import AMI, SAAS
@@ -42,8 +42,7 @@ def controlled(
 
 @pytest.fixture
 def browser(controlled: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=controlled.url, timeout=30) as client:
-        signed_in(client)
+    with signed_in_client(controlled) as client:
         yield client
         with admin(controlled) as api:  # whatever the test did, the next starts from here
             api.delete("/test-controls/clock")
