@@ -798,6 +798,10 @@ def main() -> None:
             from bench.testing_kit import testing_kit_timings
 
             applied += testing_kit_timings()
+        if not args.only or "startup" in args.only:
+            from bench.startup import startup_timings
+
+            applied += startup_timings(dbs)
         if args.catalog_customers > 0 and (not args.only or "catalog" in args.only):
             stores = ["sqlite"] + (
                 ["postgresql"] if not args.no_postgres and Databases.postgres_installed() else []

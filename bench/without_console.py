@@ -1,6 +1,7 @@
 """`marketmeter` with the console taken out: the "before" of the console's cost to the AWS
 endpoint, in the same build (the console's pair in `make bench`). The application routes
-as it did before the console existed — no console branch, no console app built.
+as it did before the console existed — no console branch (nor, like the served build,
+a console app built before its first request).
 
 Run as `python -m bench.without_console serve …` (arguments as `marketmeter`'s); the
 change is made on import, so uvicorn's worker processes run without the console too.
@@ -27,13 +28,7 @@ async def _route_without_console(
         await self.endpoint(scope, receive, send)
 
 
-class _NoConsole:
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 app.Application.__call__ = _route_without_console  # type: ignore[method-assign]
-app.ConsoleApp = _NoConsole  # type: ignore[misc,assignment]
 
 if __name__ == "__main__":
     from marketmeter.cli import main

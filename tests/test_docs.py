@@ -38,7 +38,10 @@ def test_every_error_code_is_documented_with_its_status() -> None:
 
 def _commands(group: click.Group, prefix: str = "marketmeter") -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix} {name}"
         if isinstance(command, click.Group):
             found.extend(_commands(command, path))

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from marketmeter.admin.app import AdminApp
 from marketmeter.background import ControlsFollower
 from marketmeter.clock import Clock, OffsetClock, SystemClock
 from marketmeter.config import Settings
-from marketmeter.console.app import ConsoleApp
 from marketmeter.delivery.endpoint import SnsEndpoint
 from marketmeter.delivery.worker import Deliverer, DeliveryWorker
 from marketmeter.domain.admin_token import token_hash
@@ -54,17 +52,45 @@ def create_app(
     admin_hash = (
         token_hash(settings.admin_token) if settings.admin_token else cached.admin_token_hash()
     )
-    admin = AdminApp(service, admin_hash, test_controls=settings.test_controls)
-    console = ConsoleApp(service, admin_hash, test_controls=settings.test_controls)
+    test_controls = settings.test_controls
+
+    def admin() -> Asgi:
+        from marketmeter.admin.app import AdminApp
+
+        return AdminApp(service, admin_hash, test_controls=test_controls)
+
+    def console() -> Asgi:
+        from marketmeter.console.app import ConsoleApp
+
+        return ConsoleApp(service, admin_hash, test_controls=test_controls)
+
     deliverer = Deliverer(cached, service_clock, settings.public_address())
     return Application(
         endpoint,
-        admin,
-        console,
+        OnFirstRequest(admin),
+        OnFirstRequest(console),
         SnsEndpoint(cached, service.marketplace),
         DeliveryWorker(deliverer) if settings.deliveries else None,
         follower,
     )
+
+
+Asgi = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+class OnFirstRequest:
+    """An ASGI application built on its first request: the admin API and the console, so
+    that a server none of whose requests are theirs never loads Jinja2, their routes and
+    their schemas (a quicker start)."""
+
+    def __init__(self, build: Callable[[], Asgi]) -> None:
+        self._build = build
+        self._app: Asgi | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:  # (on the event loop's one thread: built once)
+            self._app = self._build()
+        await self._app(scope, receive, send)
 
 
 def app_from_environment() -> Application:
@@ -82,8 +108,8 @@ class Application:
     def __init__(  # noqa: PLR0917
         self,
         endpoint: MeteringEndpoint,
-        admin: AdminApp,
-        console: ConsoleApp,
+        admin: Asgi,
+        console: Asgi,
         sns: SnsEndpoint,
         worker: DeliveryWorker | None,
         follower: ControlsFollower | None,

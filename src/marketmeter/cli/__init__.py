@@ -8,41 +8,50 @@ One module per topic; this one assembles them.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from marketmeter import __version__
-from marketmeter.cli.agent import agent
-from marketmeter.cli.catalog import catalog, keys, token
-from marketmeter.cli.controls import clock, faults
-from marketmeter.cli.lifecycle import entitlement, subscribe, subscription, unsubscribe
-from marketmeter.cli.notifications import deliveries, events, webhook
-from marketmeter.cli.records import records
-from marketmeter.cli.serve import serve
-from marketmeter.cli.usage import usage
+
+COMMANDS = {
+    "serve": "serve:serve",
+    "catalog": "catalog:catalog",
+    "token": "catalog:token",
+    "subscribe": "lifecycle:subscribe",
+    "unsubscribe": "lifecycle:unsubscribe",
+    "subscription": "lifecycle:subscription",
+    "entitlement": "lifecycle:entitlement",
+    "webhook": "notifications:webhook",
+    "events": "notifications:events",
+    "deliveries": "notifications:deliveries",
+    "clock": "controls:clock",
+    "faults": "controls:faults",
+    "records": "records:records",
+    "usage": "usage:usage",
+    "keys": "catalog:keys",
+    "agent": "agent:agent",
+}
+"""Each command and its `module:name` under marketmeter.cli: a command's module is imported
+when the command runs (or help lists it), so `serve` starts without loading the agent's
+AWS client, the catalog reader and the rest."""
 
 
-@click.group()
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, name = where.split(":")
+        command = getattr(importlib.import_module(f"marketmeter.cli.{module}"), name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="marketmeter")
 def main() -> None:
     """marketmeter — the AWS Marketplace Metering Service, self-hosted."""
-
-
-for command in (
-    serve,
-    catalog,
-    token,
-    subscribe,
-    unsubscribe,
-    subscription,
-    entitlement,
-    webhook,
-    events,
-    deliveries,
-    clock,
-    faults,
-    records,
-    usage,
-    keys,
-    agent,
-):
-    main.add_command(command)

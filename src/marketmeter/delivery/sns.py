@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from marketmeter.domain.ports import Store
 from marketmeter.domain.targets import Webhook
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+# cryptography loads with the first signer or key pair: a server start needs neither.
 
 CERT_PATH = "/sns/SimpleNotificationService.pem"
 SNS_PATH = "/sns/"
@@ -43,6 +43,9 @@ _CONFIRMATION_KEYS: tuple[str, ...] = (
 
 class SnsSigner:
     def __init__(self, store: Store) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         kept = store.get_sns_key()
         if kept is None:
             private_pem, cert_pem = new_key_pair()
@@ -50,7 +53,7 @@ class SnsSigner:
                 kept = tx.put_sns_key(private_pem, cert_pem)  # another's, if it came first
         private = serialization.load_pem_private_key(kept[0].encode(), password=None)
         assert isinstance(private, rsa.RSAPrivateKey)
-        self._key = private
+        self._key: RSAPrivateKey = private
         self.cert_pem = kept[1]
 
     def envelope(self, body: dict[str, Any], webhook: Webhook, public_url: str) -> dict[str, Any]:
@@ -76,6 +79,9 @@ class SnsSigner:
 
     def sign(self, message: dict[str, Any], keys: tuple[str, ...], version: str) -> str:
         text = "".join(f"{k}\n{message[k]}\n" for k in keys if message.get(k) is not None)
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
         signature = self._key.sign(text.encode(), padding.PKCS1v15(), algorithm)
         return base64.b64encode(signature).decode()
@@ -96,6 +102,11 @@ def headers(message: dict[str, Any], webhook: Webhook) -> dict[str, str]:
 
 def new_key_pair() -> tuple[str, str]:
     """An RSA key and a self-signed certificate for it, valid ten years: PEMs."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
     now = datetime.now(UTC)

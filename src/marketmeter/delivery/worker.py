@@ -15,9 +15,8 @@ import logging
 import threading
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from marketmeter.clock import Clock
@@ -25,6 +24,9 @@ from marketmeter.delivery import sns
 from marketmeter.domain.outbox import ATTEMPT_TIMEOUT, Attempt, Delivery, next_attempt, succeeded
 from marketmeter.domain.ports import Store
 from marketmeter.domain.targets import EventTarget, Webhook
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("marketmeter.delivery")
 LEASE_SECONDS = 60.0
@@ -71,6 +73,8 @@ class Deliverer:
     def _client(self) -> httpx.Client:
         with self._lock:
             if self._http is None:
+                import httpx  # on the first delivery: a server that sends none never loads it
+
                 self._http = httpx.Client(timeout=ATTEMPT_TIMEOUT, follow_redirects=False)
             return self._http
 
@@ -93,11 +97,14 @@ class Deliverer:
             error = "the target was removed"
         else:
             url, body, headers = request
+            client = self._client()
+            from httpx import HTTPError  # (loaded by `_client`)
+
             try:
-                status = self._client().post(url, content=body, headers=headers).status_code
+                status = client.post(url, content=body, headers=headers).status_code
                 if not succeeded(status):
                     error = f"HTTP {status}"
-            except httpx.HTTPError as exc:
+            except HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}".rstrip(": ")
         now = self._clock.now()
         delivered = status is not None and succeeded(status)

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from marketmeter.clock import Clock
 from marketmeter.domain.entitlement import entitlement, existing_product
 from marketmeter.domain.errors import (
@@ -33,6 +29,10 @@ KEY_BITS = 2048
 
 
 def new_signing_key(product_code: str, version: int, now: datetime) -> SigningKey:
+    # cryptography and PyJWT load on the first key or signature: a server start needs neither.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -93,6 +93,8 @@ class Containers:
         }
         if nonce is not None:
             claims["nonce"] = nonce
+        import jwt
+
         signature = jwt.encode(claims, key.private_pem, algorithm="PS256", headers={"typ": "JWT"})
         return RegisterUsageOutcome(
             signature=signature,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from botocore.loaders import Loader
 from botocore.model import ServiceModel
-from botocore.session import get_session
 
 METERING = "meteringmarketplace"
 ENTITLEMENT = "marketplace-entitlement"
@@ -18,8 +18,14 @@ SERVICE_NAME = METERING
 
 
 @cache
+def _loader() -> Loader:
+    return Loader()
+
+
+@cache
 def service_model(name: str = METERING) -> ServiceModel:
-    return get_session().get_service_model(name)
+    # The loader alone: a botocore Session would first register its hundreds of handlers.
+    return ServiceModel(_loader().load_service_model(name, "service-2"), service_name=name)
 
 
 def is_fault(error_shape_name: str, service: str = METERING) -> bool:
