@@ -1,4 +1,5 @@
-"""The fast path of request validation: msgspec types compiled once from the service model.
+"""The fast path of request decoding and validation: msgspec types compiled once from the
+service model.
 
 A well-formed request — nearly every request — is checked in one pass of msgspec's C code
 against types built from the same shapes, lengths, ranges and patterns as
@@ -10,7 +11,7 @@ stricter than the slow one, never more lenient.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired, TypedDict
 
 import msgspec
 from botocore.model import ListShape, Shape, StructureShape
@@ -45,17 +46,15 @@ def _type(shape: Shape, cache: dict[str, Any]) -> Any:
     kind = shape.type_name
     built: Any
     if kind == "structure":
+        # A TypedDict: msgspec checks it as it decodes and hands back plain dicts (members
+        # the model does not name left out), so the request is decoded once, not twice.
         assert isinstance(shape, StructureShape)
         required = set(shape.required_members) if enforce else set()
-        fields: list[Any] = []
-        for name, member in shape.members.items():
-            member_type = _type(member, cache)
-            if name in required:
-                fields.append((name, member_type))
-            else:
-                fields.append((name, member_type | msgspec.UnsetType, msgspec.UNSET))
-        fields.sort(key=lambda f: len(f) == 3)  # required fields first
-        built = msgspec.defstruct(f"Fast{shape.name}", fields, omit_defaults=True)
+        members = {
+            name: _type(member, cache) if name in required else NotRequired[_type(member, cache)]
+            for name, member in shape.members.items()
+        }
+        built = _typed_dict(f"Fast{shape.name}", members)
     elif kind == "list":
         assert isinstance(shape, ListShape)
         built = _constrained(list[_type(shape.member, cache)], shape, enforce, length=True)  # type: ignore[misc]
@@ -73,6 +72,11 @@ def _type(shape: Shape, cache: dict[str, Any]) -> Any:
         raise NotImplementedError(f"shape type {kind} ({shape.name})")
     cache[shape.name] = built
     return built
+
+
+def _typed_dict(name: str, members: dict[str, Any]) -> Any:
+    factory: Any = TypedDict  # (made at run time: mypy checks TypedDicts written out only)
+    return factory(name, members)
 
 
 def _constrained(
