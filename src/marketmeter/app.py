@@ -64,7 +64,12 @@ def create_app(
 
         return ConsoleApp(service, admin_hash, test_controls=test_controls)
 
-    deliverer = Deliverer(cached, service_clock, settings.public_address())
+    deliverer = Deliverer(
+        cached,
+        service_clock,
+        settings.public_address(),
+        before_pass=follower.follow if follower is not None else None,
+    )
     return Application(
         endpoint,
         OnFirstRequest(admin),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,18 @@ LEASE_SECONDS = 60.0
 
 
 class Deliverer:
-    def __init__(self, store: Store, clock: Clock, public_url: str, *, threads: int = 4) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        public_url: str,
+        *,
+        threads: int = 4,
+        before_pass: Callable[[], None] | None = None,
+    ) -> None:
+        """`before_pass`: called before each pass (under test controls: follow them, so that
+        what is due is judged by the clock as set, not as it was a poll ago)."""
+        self._before_pass = before_pass
         self._store = store
         self._clock = clock
         self._public_url = public_url
@@ -42,6 +54,10 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
         self._threads = threads
         self._busy = 0
+        self._sending: dict[str, list[Delivery]] = {}
+        """Targets being sent to, each with what was claimed for it meanwhile: sent after,
+        by the same thread, so that a target receives its deliveries in order even when a
+        later pass claims more before the earlier ones are through."""
         self._lock = threading.Lock()
 
     def deliver_due(self, *, wait: bool = False) -> int:
@@ -51,15 +67,22 @@ class Deliverer:
             free = self._threads - self._busy
         if free <= 0:
             return 0
+        if self._before_pass is not None:
+            self._before_pass()
         claimed = self._store.claim_deliveries(self._clock.now(), free * 5, LEASE_SECONDS)
         by_target: dict[str, list[Delivery]] = defaultdict(list)
         for delivery in claimed:
             by_target[delivery.target_id].append(delivery)
         futures: list[Future[None]] = []
-        for deliveries in by_target.values():
+        for target_id, deliveries in by_target.items():
             with self._lock:
+                waiting = self._sending.get(target_id)
+                if waiting is not None:  # its thread sends these after what it has
+                    waiting.extend(deliveries)
+                    continue
+                self._sending[target_id] = []
                 self._busy += 1
-            futures.append(self._pool.submit(self._send_in_order, deliveries))
+            futures.append(self._pool.submit(self._send_in_order, target_id, deliveries))
         if wait:
             for future in futures:
                 future.result()
@@ -78,14 +101,22 @@ class Deliverer:
                 self._http = httpx.Client(timeout=ATTEMPT_TIMEOUT, follow_redirects=False)
             return self._http
 
-    def _send_in_order(self, deliveries: list[Delivery]) -> None:
+    def _send_in_order(self, target_id: str, deliveries: list[Delivery]) -> None:
         try:
-            for delivery in deliveries:
-                self._attempt(delivery)
+            while True:
+                for delivery in deliveries:
+                    self._attempt(delivery)
+                with self._lock:  # more claimed meanwhile, or done (both under the lock)
+                    deliveries = self._sending[target_id]
+                    if not deliveries:
+                        del self._sending[target_id]
+                        self._busy -= 1
+                        return
+                    self._sending[target_id] = []
         except Exception:  # a fault of ours: the leases run out and they come again
-            log.exception("delivering %s failed", deliveries[0].id)
-        finally:
+            log.exception("delivering to %s failed", target_id)
             with self._lock:
+                self._sending.pop(target_id, None)
                 self._busy -= 1
 
     def _attempt(self, delivery: Delivery) -> None:
