@@ -608,3 +608,13 @@ def test_test_controls_are_absent_without_the_flag(tmp_path: Path) -> None:
         assert "--test-controls" in error["message"]
     finally:
         plain.stop()
+
+
+def test_names_and_filters_holding_nul_are_refused_cleanly(api: httpx.Client) -> None:
+    """Found by schemathesis on PostgreSQL (whose text cannot hold NUL): a 409 no route
+    documents. Now a 400 for a query parameter, a 404 for a name in the path."""
+    error = error_of(api.get("/deliveries", params={"product": "\x00I"}), 400, "invalid_query")
+    assert error["details"] == {"field": "product"}
+    error_of(api.get("/records", params={"customer": "a\x00"}), 400, "invalid_query")
+    error_of(api.get("/products/a%00b/subscriptions"), 404, "not_found")
+    error_of(api.get("/records/%00"), 404, "not_found")

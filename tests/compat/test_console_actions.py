@@ -384,3 +384,14 @@ def test_hostile_input_gets_a_page_saying_why_never_a_500(
         assert page.status_code == 200
         answer = stranger.post("/console/sign-in", data={"nonce": "ünïcode", "token": TOKEN})
         assert answer.status_code == 401
+
+
+def test_names_and_filters_holding_nul_find_nothing(browser: httpx.Client) -> None:
+    """No stored name holds NUL, and PostgreSQL's text cannot: never a 500."""
+    for path in ("/console/products/a%00b", f"/console/products/{SAAS}/customers/1%002"):
+        assert browser.get(path).status_code == 404, path
+    assert browser.get("/console/records/%00").status_code == 404
+    assert browser.get("/console/records", params={"product": "\x00x"}).status_code == 200
+    assert browser.get("/console/deliveries", params={"product": "a\x00"}).status_code == 200
+    usage = browser.get("/console/usage", params={"product": SAAS, "customer": "\x00"})
+    assert usage.status_code == 200

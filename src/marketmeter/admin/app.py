@@ -105,7 +105,7 @@ class AdminApp:
             try:
                 call = Call(
                     self.service,
-                    dict(request.path_params),
+                    _path_params(request),
                     _query(route, request),
                     await _body(route, request),
                     self._test_controls,
@@ -125,8 +125,24 @@ class AdminApp:
         return endpoint
 
 
+def _path_params(request: Request) -> dict[str, str]:
+    # No product, account, id… holds a NUL (and PostgreSQL's text cannot): nothing is there.
+    for name, value in request.path_params.items():
+        if "\x00" in value:
+            raise ApiError(404, "not_found", f"no {name} holds a NUL character", {"field": name})
+    return dict(request.path_params)
+
+
 def _query(route: Route, request: Request) -> Any:
     params = request.query_params
+    for name, value in params.multi_items():
+        if "\x00" in value:  # (a filter no stored value can match, and PostgreSQL refuses)
+            raise ApiError(
+                400,
+                "invalid_query",
+                f"query parameter {name!r} holds a NUL character",
+                {"field": name},
+            )
     if route.query is None:
         if params:
             name = next(iter(params))

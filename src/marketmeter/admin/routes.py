@@ -480,7 +480,7 @@ ROUTES: tuple[Route, ...] = (
         ApplySummaryView,
         body=CatalogDocument,
         query=ApplyQuery,
-        errors=(422,),
+        errors=(400, 422),
     ),
     Route("GET", "/products", list_products, "Products", "catalog", list[ProductView]),
     Route("GET", _P, get_product, "A product", "catalog", ProductView, errors=(404,)),

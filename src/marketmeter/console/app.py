@@ -148,6 +148,9 @@ class ConsoleApp:
             session = self._session(request)
             if session is None:
                 return RedirectResponse(PREFIX + "/sign-in", 303)
+            if any("\x00" in value for value in request.path_params.values()):
+                # No product, customer or record is named so (and PostgreSQL's text cannot).
+                return self._render("error.html", session, 404, message="Nothing is named so.")
             return await page(request, session)
 
         return endpoint

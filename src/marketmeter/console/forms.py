@@ -13,8 +13,10 @@ from marketmeter.instants import parse_utc
 
 
 def text(values: Mapping[str, Any], name: str) -> str:
+    """The field, trimmed, without NUL characters (no stored name holds one, and
+    PostgreSQL's text cannot)."""
     value = values.get(name)
-    return value.strip() if isinstance(value, str) else ""
+    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
 
 
 def optional(values: Mapping[str, Any], name: str) -> str | None:
