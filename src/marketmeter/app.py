@@ -64,12 +64,7 @@ def create_app(
 
         return ConsoleApp(service, admin_hash, test_controls=test_controls)
 
-    deliverer = Deliverer(
-        cached,
-        service_clock,
-        settings.public_address(),
-        before_pass=follower.follow if follower is not None else None,
-    )
+    deliverer = Deliverer(cached, service_clock, settings.public_address())
     return Application(
         endpoint,
         OnFirstRequest(admin),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -34,18 +33,7 @@ LEASE_SECONDS = 60.0
 
 
 class Deliverer:
-    def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        public_url: str,
-        *,
-        threads: int = 4,
-        before_pass: Callable[[], None] | None = None,
-    ) -> None:
-        """`before_pass`: called before each pass (under test controls: follow them, so that
-        what is due is judged by the clock as set, not as it was a poll ago)."""
-        self._before_pass = before_pass
+    def __init__(self, store: Store, clock: Clock, public_url: str, *, threads: int = 4) -> None:
         self._store = store
         self._clock = clock
         self._public_url = public_url
@@ -67,8 +55,6 @@ class Deliverer:
             free = self._threads - self._busy
         if free <= 0:
             return 0
-        if self._before_pass is not None:
-            self._before_pass()
         claimed = self._store.claim_deliveries(self._clock.now(), free * 5, LEASE_SECONDS)
         by_target: dict[str, list[Delivery]] = defaultdict(list)
         for delivery in claimed:
