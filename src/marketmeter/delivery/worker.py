@@ -79,6 +79,10 @@ class Deliverer:
         if self._http is not None:
             self._http.close()
 
+    def prepare(self) -> None:
+        """Load the HTTP client (and make it) before anything is due."""
+        self._client()
+
     def _client(self) -> httpx.Client:
         with self._lock:
             if self._http is None:
@@ -170,6 +174,12 @@ class DeliveryWorker:
         self._thread.start()
 
     def _run(self) -> None:
+        # Ready to send before the first pass, on this thread (not the start's): a slow
+        # first send would let another process's later delivery to the same target pass it.
+        try:
+            self._deliverer.prepare()
+        except Exception as exc:  # (then the first delivery makes it)
+            log.warning("preparing to deliver failed: %s", exc)
         while not self._stop.is_set():
             try:
                 found = self._deliverer.deliver_due()
