@@ -52,6 +52,11 @@ def csrf_of(page: httpx.Response) -> str:
     return found.group(1)
 
 
+def csrf(client: httpx.Client) -> str:
+    """The session's CSRF token, as a page of the signed-in client carries it now."""
+    return csrf_of(client.get("/console/"))
+
+
 def add_products(server: Server, *products: dict[str, Any]) -> None:
     """Products (catalog entries) added through the admin API."""
     answer = httpx.post(

@@ -23,7 +23,7 @@ from tests.compat.console_kit import (
     TOKEN,
     add_products,
     admin,
-    csrf_of,
+    csrf,
     meter,
     new_account,
     signed_in_client,
@@ -80,10 +80,6 @@ def console_server(
 def browser(console_server: Server) -> Iterator[httpx.Client]:
     with signed_in_client(console_server) as client:
         yield client
-
-
-def csrf(browser: httpx.Client) -> str:
-    return csrf_of(browser.get("/console/"))
 
 
 def subscribe(browser: httpx.Client, code: str, account: str, **fields: str) -> httpx.Response:
@@ -316,7 +312,7 @@ def test_the_usage_page_shows_the_usage_report_s_numbers(
     assert missing.status_code == 404
 
 
-def test_the_overview_counts_records_received_this_minute(
+def test_the_overview_counts_the_records_received_in_the_last_hour(
     browser: httpx.Client, console_server: Server, fresh: Any
 ) -> None:
     def received() -> int:

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.compat.conftest import new_database, recent, start_server
-from tests.compat.console_kit import TOKEN, admin, csrf_of, new_account, signed_in_client
+from tests.compat.console_kit import TOKEN, admin, csrf, new_account, signed_in_client
 from tests.compat.receiver import Receiver
 from tests.compat.server import Server
 from tests.factories import AMI, SAAS
@@ -47,10 +47,6 @@ def browser(controlled: Server) -> Iterator[httpx.Client]:
         with admin(controlled) as api:  # whatever the test did, the next starts from here
             api.delete("/test-controls/clock")
             api.delete("/test-controls/faults")
-
-
-def csrf(browser: httpx.Client) -> str:
-    return csrf_of(browser.get("/console/"))
 
 
 def eventually(check: Callable[[], T], what: str, timeout: float = 20.0) -> T:
