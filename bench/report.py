@@ -37,60 +37,103 @@ def _pair(
     target: tuple[str, float],
     *,
     per_record: bool = False,
+    informative: bool = False,
 ) -> list[Ratio]:
     """The ratio of two scenarios' throughput (requests/s, or records/s), when both ran."""
     a, b = find(results, names[0]), find(results, names[1])
     if not (a and b):
         return []
     value = a.records_per_s / b.records_per_s if per_record else a.requests_per_s / b.requests_per_s
-    return [Ratio(label, value, target[0], value >= target[1])]
+    return [Ratio(label, value, target[0], None if informative else value >= target[1])]
 
 
 def find(results: list[Any], name: str) -> Any | None:
     return next((r for r in results if r.scenario.name == name), None)
 
 
-def best(results: list[Any], *names: str) -> Any | None:
-    found = [r for r in (find(results, n) for n in names) if r is not None]
-    return max(found, key=lambda r: r.records_per_s, default=None)
-
-
 def ratios(results: list[Any], rss: list[RssSample]) -> list[Ratio]:
+    """The targets of DESIGN.md §6 (and of the issues that measured them), as ratios
+    within this run."""
     out: list[Ratio] = []
-    batch = best(
-        results,
-        "BatchMeterUsage, marketmeter, SQLite",
-        "BatchMeterUsage, marketmeter, SQLite, 2 workers",
-    )
     moto = find(results, "BatchMeterUsage, moto")
-    if batch:
-        label = f"BatchMeterUsage records/s ({batch.scenario.name.split(', ', 2)[2]})"
-        out.append(Ratio(label, batch.records_per_s, "≥ 100,000", batch.records_per_s >= 100_000))
-        if moto and moto.records_per_s:
-            value = batch.records_per_s / moto.records_per_s
-            out.append(
-                Ratio("BatchMeterUsage: marketmeter ÷ moto (records/s)", value, "≥ 15", value >= 15)
-            )
-    for workers in ("", ", 2 workers"):
-        for operation in ("BatchMeterUsage", "MeterUsage"):
-            mine = find(results, f"{operation}, marketmeter, SQLite{workers}")
-            ceiling = find(results, f"{operation}, ceiling{workers}")
-            if not (mine and ceiling):
-                continue
+    ceiling = find(results, "BatchMeterUsage, ceiling")
+    for order in ("", " scattered"):
+        mine = find(results, f"BatchMeterUsage{order}, marketmeter, SQLite")
+        if not mine:
+            continue
+        if ceiling:
             value = mine.requests_per_s / ceiling.requests_per_s
-            label = f"{operation}: marketmeter ÷ ceiling (requests/s{workers})"
-            if operation == "MeterUsage":
-                out.append(Ratio(label, value, "≥ 0.6", value >= 0.6))
+            label = f"BatchMeterUsage{order} ÷ ceiling (requests/s, SQLite, 1 worker)"
+            out.append(Ratio(label, value, "≥ 0.2", value >= 0.2))
+        if moto and moto.records_per_s:
+            # moto names customers by CustomerIdentifier only, and does the same work
+            # whatever their order: its in-order run is the baseline of both.
+            value = mine.records_per_s / moto.records_per_s
+            label = f"BatchMeterUsage{order} ÷ moto (records/s)"
+            out.append(Ratio(label, value, "≥ 10", value >= 10))
+    out += _pair(
+        results,
+        ("BatchMeterUsage scattered, marketmeter, SQLite", "BatchMeterUsage, marketmeter, SQLite"),
+        "BatchMeterUsage scattered ÷ in order (records/s, SQLite, empty table)",
+        ("", 0.0),
+        per_record=True,
+        informative=True,
+    )
+    prefilled = [r for r in results if r.scenario.prefill and r.scenario.operation == "scattered"]
+    for scattered in prefilled:
+        in_order = find(results, scattered.scenario.name.replace(" scattered", ""))
+        if in_order:
+            value = scattered.records_per_s / in_order.records_per_s
+            label = (
+                f"BatchMeterUsage scattered ÷ in order (records/s, SQLite, a table holding "
+                f"{scattered.scenario.prefill / 1e6:g} M records)"
+            )
+            out.append(Ratio(label, value, "≥ 0.9", value >= 0.9))
+    meter = find(results, "MeterUsage, marketmeter, SQLite")
+    meter_ceiling = find(results, "MeterUsage, ceiling")
+    if meter and meter_ceiling:
+        value = meter.requests_per_s / meter_ceiling.requests_per_s
+        out.append(
+            Ratio(
+                "MeterUsage ÷ ceiling (requests/s, SQLite, 1 worker)", value, "≥ 0.3", value >= 0.3
+            )
+        )
+        out.append(
+            Ratio(
+                "MeterUsage p99 latency (ms), 32 connections, SQLite, 1 worker",
+                meter.p99_ms,
+                "≤ 10",
+                meter.p99_ms <= 10,
+            )
+        )
+    for operation in ("BatchMeterUsage", "BatchMeterUsage scattered", "MeterUsage"):
+        pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
+        lite = find(results, f"{operation}, marketmeter, SQLite, 2 workers")
+        if pg and lite:
+            value = pg.records_per_s / lite.records_per_s
+            target = 0.6 if operation == "MeterUsage" else 0.7
+            out.append(
+                Ratio(
+                    f"{operation}: PostgreSQL ÷ SQLite (records/s, 2 workers)",
+                    value,
+                    f"≥ {target}",
+                    value >= target,
+                )
+            )
+    # For information: the same against the ceiling with 2 workers, and the variants.
+    for operation in ("BatchMeterUsage", "MeterUsage"):
+        ceiling2 = find(results, f"{operation}, ceiling, 2 workers")
+        for store in ("SQLite", "PostgreSQL"):
+            mine = find(results, f"{operation}, marketmeter, {store}, 2 workers")
+            if mine and ceiling2:
                 out.append(
                     Ratio(
-                        f"MeterUsage p99 latency (ms), 32 connections{workers}",
-                        mine.p99_ms,
-                        "≤ 10",
-                        mine.p99_ms <= 10,
+                        f"{operation}, {store} ÷ ceiling (requests/s, 2 workers)",
+                        mine.requests_per_s / ceiling2.requests_per_s,
+                        "",
+                        None,
                     )
                 )
-            else:
-                out.append(Ratio(label, value, "", None))
     for operation in ("BatchMeterUsage", "MeterUsage"):
         name = f"{operation}, marketmeter, SQLite"
         out += _pair(
@@ -113,32 +156,6 @@ def ratios(results: list[Any], rss: list[RssSample]) -> list[Ratio]:
                 f"{operation}: with ÷ without the usage rollups (records/s, {store})",
                 ("≥ 0.9", 0.9),
                 per_record=True,
-            )
-    for operation in ("BatchMeterUsage", "BatchMeterUsage scattered", "MeterUsage"):
-        pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
-        lite = find(results, f"{operation}, marketmeter, SQLite, 2 workers")
-        if pg and lite:
-            value = pg.records_per_s / lite.records_per_s
-            target = 0.5 if "scattered" in operation else 0.7
-            out.append(
-                Ratio(
-                    f"{operation}: PostgreSQL ÷ SQLite (records/s, 2 workers)",
-                    value,
-                    f"≥ {target}",
-                    value >= target,
-                )
-            )
-    for operation in ("BatchMeterUsage", "MeterUsage"):
-        pg = find(results, f"{operation}, marketmeter, PostgreSQL, 2 workers")
-        ceiling2 = find(results, f"{operation}, ceiling, 2 workers")
-        if pg and ceiling2:
-            out.append(
-                Ratio(
-                    f"{operation}, PostgreSQL ÷ ceiling (requests/s, 2 workers)",
-                    pg.requests_per_s / ceiling2.requests_per_s,
-                    "",
-                    None,
-                )
             )
     if len(rss) >= 4:
         settled = rss[len(rss) // 4]  # after start-up and the first caches
@@ -202,8 +219,9 @@ def write_markdown(  # noqa: PLR0917
         "",
         "- **moto**: moto's server (Werkzeug, threaded) on the same BatchMeterUsage requests; it",
         "  verifies no signature, checks no limit and stores nothing.",
-        "- **PostgreSQL**: a throwaway cluster on the same machine and cores (fsync off, as in",
-        "  the tests); with two server processes and wrk, five processes share two cores.",
+        "- **PostgreSQL**: a throwaway cluster on the same machine and cores, with its default",
+        "  fsync, full page writes and synchronous_commit (the tests turn the first two off);",
+        "  with two server processes and wrk, five processes share two cores.",
         "- **ceiling**: `bench/ceiling.py`, an ASGI app served exactly like marketmeter (uvicorn,",
         "  httptools, uvloop) that only parses the JSON and answers with a response of the right",
         "  shape: the most the Python HTTP stack gives.",

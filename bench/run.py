@@ -235,6 +235,61 @@ class Process:
 # -- databases -------------------------------------------------------------------------------
 
 
+def prefill_sqlite(path: Path, records: int) -> None:
+    """`records` records of the benchmark's product, its customers and dimensions, in hours
+    before any the runs use (from 100 hours back), each with a random id as marketmeter
+    makes them — the table and its indexes as large as after weeks of traffic. They are
+    left out of the usage rollups (the database's trigger is off while they are stored)."""
+    top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    first_hour = int((top - timedelta(hours=100)).timestamp() * 1000)
+    per_hour = bench_catalog.CUSTOMERS * len(bench_catalog.SAAS_DIMENSIONS)
+    dimensions = len(bench_catalog.SAAS_DIMENSIONS)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -1048576")
+        (trigger,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+            "AND name = 'metering_records_usage'"
+        ).fetchone()
+        conn.execute("BEGIN")
+        conn.execute("DROP TRIGGER metering_records_usage")
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1) "
+            "INSERT INTO metering_records (record_id, product_code, customer_aws_account_id, "
+            "resource, license_key, dimension, hour, operation, timestamp, quantity_micros, "
+            "quantity_text, quantity_as_decimal, allocations, customer_identifier, license_arn, "
+            "received_at, accepted_late) "
+            "SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || "
+            "substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-' || "
+            "hex(randomblob(6))), ?, printf('6%011d', i / ? % ?), '', '', "
+            "'saas_dim_' || (i % ?), ? - (i / ?) * 3600000, 'BatchMeterUsage', "
+            "? - (i / ?) * 3600000 + 300000, 1000000, '1', 0, NULL, "
+            "printf('benchcust%06d', i / ? % ?), '', ? - (i / ?) * 3600000 + 400000, 0 FROM n",
+            (
+                records,
+                bench_catalog.SAAS,
+                dimensions,
+                bench_catalog.CUSTOMERS,
+                dimensions,
+                first_hour,
+                per_hour,
+                first_hour,
+                per_hour,
+                dimensions,
+                bench_catalog.CUSTOMERS,
+                first_hour,
+                per_hour,
+            ),
+        )
+        conn.execute(trigger)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
 class Databases:
     """A template database holding the catalog, copied for every scenario."""
 
@@ -266,7 +321,8 @@ class Databases:
 
         bindir = find_bindir()
         assert bindir is not None
-        self.pg = TemporaryPostgres(bindir)
+        # PostgreSQL's defaults, as production runs it: fsync on, synchronous_commit on.
+        self.pg = TemporaryPostgres(bindir, durable=True)
         self.pg.start()
         print("· applying the benchmark catalog (PostgreSQL)", flush=True)
         self._pg_admin("CREATE DATABASE bench_template")
@@ -295,6 +351,20 @@ class Databases:
         name = f"bench_run{self._n}"
         self._pg_admin(f"CREATE DATABASE {name} TEMPLATE bench_template")
         return str(self.pg.url(name))
+
+    def prefilled(self, records: int) -> str:
+        """A SQLite copy of the template already holding `records` records (made once)."""
+        template = self.work / f"template-{records}.db"
+        if not template.exists():
+            started = time.monotonic()
+            print(f"· storing {records:,} records in a copy of the template (once)", flush=True)
+            shutil.copy(self.sqlite_template, template)
+            prefill_sqlite(template, records)
+            print(f"  in {time.monotonic() - started:.0f} s", flush=True)
+        self._n += 1
+        path = self.work / f"run{self._n}.db"
+        shutil.copy(template, path)
+        return f"sqlite:///{path}"
 
     def empty(self, store: str) -> str:
         """A new database with nothing in it (its schema is made on first use)."""
@@ -367,6 +437,7 @@ class Scenario:
         True  # False: the write path without the usage rollups (bench/without_rollups.py)
     )
     console: bool = True  # False: the application without the console (bench/without_console.py)
+    prefill: int = 0  # records already in the table when the run starts (SQLite)
 
 
 @dataclass
@@ -461,8 +532,8 @@ def catalog_apply_timings(dbs: Databases, stores: list[str], customers: int) -> 
                 Ratio(
                     f"catalog apply, {customers:,} subscriptions (YAML), {name}, {label} (s)",
                     took,
-                    "≤ 20 (≤ 5 in the design)",
-                    took <= 20,
+                    "≤ 5",
+                    took <= 5,
                 )
             )
     return found
@@ -553,9 +624,11 @@ def measure(
     connections: int,
     work: Path,
 ) -> Result:
-    database = (
-        dbs.fresh(scenario.store) if scenario.target == "marketmeter" and scenario.store else None
-    )
+    database = None
+    if scenario.prefill:
+        database = dbs.prefilled(scenario.prefill)
+    elif scenario.target == "marketmeter" and scenario.store:
+        database = dbs.fresh(scenario.store)
     if database and not scenario.rollups:  # the database's own part of the usage log
         on = "" if database.startswith("sqlite") else " ON metering_records"
         dbs.execute(database, f"DROP TRIGGER metering_records_usage{on}")
@@ -661,6 +734,12 @@ def main() -> None:
         default=100_000,
         help="subscriptions of the timed catalog apply (0: skip)",
     )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=5_000_000,
+        help="records already stored for the pre-filled scenarios (0: skip them)",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument(
         "--batch-requests", type=int, default=80_000, help="distinct batches signed"
@@ -674,6 +753,24 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk (make bench does it)")
     scenarios = [
         Scenario("BatchMeterUsage, marketmeter, SQLite", "marketmeter", "batch", "sqlite"),
+        Scenario(
+            "BatchMeterUsage scattered, marketmeter, SQLite", "marketmeter", "scattered", "sqlite"
+        ),
+        # The same two on a table that already holds millions of records.
+        *(
+            Scenario(
+                f"{op}, marketmeter, SQLite, {args.prefill / 1e6:g} M records",
+                "marketmeter",
+                kind,
+                "sqlite",
+                prefill=args.prefill,
+            )
+            for op, kind in (
+                ("BatchMeterUsage", "batch"),
+                ("BatchMeterUsage scattered", "scattered"),
+            )
+            if args.prefill > 0
+        ),
         Scenario("BatchMeterUsage, moto", "moto", "batch"),
         Scenario("BatchMeterUsage, ceiling", "ceiling", "batch"),
         Scenario("MeterUsage, marketmeter, SQLite", "marketmeter", "meter", "sqlite"),

@@ -38,8 +38,10 @@ def _free_port() -> int:
 
 
 class TemporaryPostgres:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
+        self.durable = durable
+        """PostgreSQL's defaults (fsync, full page writes); else both off, for speed."""
         self.root = Path(tempfile.mkdtemp(prefix="marketmeter-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -78,10 +80,11 @@ class TemporaryPostgres:
         """start or stop (fast: running transactions are rolled back, connections closed)."""
         if action == "start":
             options = (
-                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c full_page_writes=off -c max_connections=300 "
-                "-c shared_preload_libraries=pg_stat_statements"
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                "-c max_connections=300 -c shared_preload_libraries=pg_stat_statements"
             )
+            if not self.durable:
+                options += " -c fsync=off -c full_page_writes=off"
             self._run(
                 "pg_ctl",
                 "-D",

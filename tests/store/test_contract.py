@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from marketmeter.domain.models import Account, ClientTokenEntry, MeteringRecord, SlotKey
-from marketmeter.domain.ports import Store, StoreUnavailable
+from marketmeter.domain.ports import Store, StoreUnavailable, UsageSlice
 from marketmeter.domain.quantities import Quantity
 from marketmeter.store.factory import open_store as open_database
 from marketmeter.store.sqlite import SqliteStore
@@ -109,6 +109,35 @@ def test_client_tokens_are_claimed_once(open_store: Opener) -> None:
             ).record_id
             == "r3"
         )
+
+
+def test_a_slot_and_a_token_are_claimed_together_only_when_the_record_is_stored(
+    open_store: Opener,
+) -> None:
+    store = open_store()
+    first = make_record(3)
+    entry = ClientTokenEntry("444455556666", "tok", "fp-1", first.record_id, HOUR)
+    with store.transaction() as tx:
+        assert tx.claim_slot_and_token(first, entry) == (first, True)
+    with store.transaction() as tx:
+        assert tx.find_client_token("444455556666", "tok") == entry
+        assert tx.get_record(first.record_id) == first
+    # The slot taken: the occupant, and the token left unclaimed.
+    again = make_record(3)
+    other = ClientTokenEntry("444455556666", "tok-2", "fp-2", again.record_id, HOUR)
+    with store.transaction() as tx:
+        assert tx.claim_slot_and_token(again, other) == (first, False)
+        assert tx.find_client_token("444455556666", "tok-2") is None
+    # The record stored, the token taken by an earlier request: the record only.
+    elsewhere = make_record(3, dimension="hosts")
+    reused = ClientTokenEntry("444455556666", "tok", "fp-3", elsewhere.record_id, HOUR)
+    with store.transaction() as tx:
+        assert tx.claim_slot_and_token(elsewhere, reused) == (elsewhere, False)
+        assert tx.find_client_token("444455556666", "tok") == entry
+    assert store.count_records() == 2
+    # Each stored record reaches the usage rollups once; the one not stored, never.
+    sums = store.usage_sums(UsageSlice("prod", HOUR, HOUR + timedelta(hours=1), "hours"))
+    assert sorted((s.dimension, s.count) for s in sums) == [("hosts", 1), ("users", 1)]
 
 
 def test_racing_claims_from_two_store_instances_store_one_record(open_store: Opener) -> None:

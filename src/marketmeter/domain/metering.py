@@ -288,11 +288,19 @@ class Metering:
         fingerprint = _fingerprint(caller, request) if token is not None else ""
 
         def meter(tx: Transaction) -> str:
-            # The usual request: its slot, then its ClientToken — two claims. The rarer
+            # The usual request: its slot and its ClientToken, claimed together. The rarer
             # answers (a replayed or reused token, a duplicate, a dry run) are decided after,
             # in the order AWS decides them: the token first. A unit that raises leaves
             # nothing behind (the store runs it in a savepoint).
-            occupant = tx.claim_slot(candidate)
+            if token is not None and not request.dry_run:
+                entry = ClientTokenEntry(
+                    caller.account_id, token, fingerprint, candidate.record_id, now
+                )
+                occupant, both = tx.claim_slot_and_token(candidate, entry)
+                if both:
+                    return candidate.record_id
+            else:
+                occupant = tx.claim_slot(candidate)
             same = occupant.record_id == candidate.record_id or occupant.same_usage(candidate)
             if token is not None and (request.dry_run or not same):
                 earlier = tx.find_client_token(caller.account_id, token)

@@ -328,6 +328,14 @@ class Transaction(Reader, Protocol):
         """Store `entry` unless the (account, token) pair is taken; return the occupant."""
         ...
 
+    def claim_slot_and_token(
+        self, record: MeteringRecord, entry: ClientTokenEntry
+    ) -> tuple[MeteringRecord, bool]:
+        """`claim_slot(record)`, and — only if `record` was stored — `entry` too, unless its
+        (account, token) pair is taken: the slot's occupant, and whether `entry` was
+        stored. (One statement where the database allows: MeterUsage's usual request.)"""
+        ...
+
     def clear_marketplace(self) -> None:
         """Delete everything but the schema, the first signing key of each product and the
         SNS key: accounts, keys, products, subscriptions, records, tokens, entitlements,

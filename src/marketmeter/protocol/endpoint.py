@@ -70,6 +70,9 @@ class MeteringEndpoint:
         # A store whose calls are brief local work (SQLite) runs on the event loop itself;
         # one that waits on a network (PostgreSQL) runs on the worker threads.
         self._inline = getattr(service.store, "run_inline", False)
+        # A store that groups units of work (PostgreSQL) gets the metering operations'
+        # units on the event loop, and runs them, grouped, on threads of its own.
+        self._grouping = False
         # Request ids: this process's random UUID with a counter in its last 48 bits.
         self._request_prefix = str(uuid.uuid4())[:24]
         self._request_count = itertools.count()
@@ -103,7 +106,7 @@ class MeteringEndpoint:
                 headers=headers,
                 body=body,
             )
-            if self._inline:
+            if self._inline or (self._grouping and self._groups(target)):
                 payload = await self._handle_on_loop(request, target)
             else:
                 loop = asyncio.get_running_loop()
@@ -135,10 +138,15 @@ class MeteringEndpoint:
         return self._operation(target).invoke(self.service, caller, request.body)
 
     async def _handle_on_loop(self, request: SignedRequest, target: str | None) -> dict[str, Any]:
-        """`_handle` on the event loop, for a store whose work is brief and local (SQLite):
-        checks here, and the claims run by the store with others (group commit)."""
+        """`_handle` on the event loop, for a store whose work is brief and local (SQLite),
+        or for an operation whose claims the store groups (PostgreSQL): checks here, and
+        the claims run by the store with others (group commit)."""
         caller = self._auth.authenticate(request)
         return await self._operation(target).invoke_async(self.service, caller, request.body)
+
+    def _groups(self, target: str | None) -> bool:
+        operation = None if target is None else self._operations.get(target)
+        return operation is not None and operation.grouped
 
     def _operation(self, target: str | None) -> WireOperation:
         operation = None if target is None else self._operations.get(target)
@@ -193,12 +201,11 @@ class MeteringEndpoint:
 
     def startup(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the server's event loop, before the first request."""
-        if not self._inline:
-            return
         store: Any = self.service.store
         target = getattr(store, "inner", store)
         if hasattr(target, "group_commit_on"):
             target.group_commit_on(loop)
+            self._grouping = True
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -51,6 +51,8 @@ class WireOperation:
     rules: Rules | None
     handler: Handler
     async_handler: AsyncHandler
+    grouped: bool
+    """Its writes are units of work the store may group with others' (`Store.run`)."""
 
     def invoke(self, service: MeteringService, caller: Caller, body: bytes) -> dict[str, Any]:
         """Raises RequestNotReadable (a SerializationException) or a domain error."""
@@ -295,6 +297,7 @@ _HANDLERS: dict[str, tuple[Handler, AsyncHandler, Rules | None]] = {
     "ResolveCustomer": (_resolve_customer, _at_once(_resolve_customer), None),
     "RegisterUsage": (_register_usage, _at_once(_register_usage), None),
 }
+_GROUPED = frozenset({"BatchMeterUsage", "MeterUsage"})
 _ENTITLEMENT_HANDLERS: dict[str, tuple[Handler, AsyncHandler, Rules | None]] = {
     "GetEntitlements": (_get_entitlements, _at_once(_get_entitlements), None),
 }
@@ -333,5 +336,6 @@ def compile_operations() -> dict[str, WireOperation]:
                 rules,
                 handler,
                 async_handler,
+                grouped=name in _GROUPED,
             )
     return out

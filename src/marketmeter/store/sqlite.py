@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import CatalogChange, StoreConflict, StoreUnavailable, Transaction
+from marketmeter.store.groups import Outcome, Queued, Unit, answer
 from marketmeter.store.sql import (
     FoldSchedule,
     OutboxStore,
@@ -84,7 +85,7 @@ class SqliteStore(SqlReader, OutboxStore):
         self._connections_lock = threading.Lock()
         self._all_connections: list[sqlite3.Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: list[tuple[Callable[[Transaction], Any], asyncio.Future[Any]]] = []
+        self._queue: list[Queued] = []
         self.folds = FoldSchedule()
         with translate_errors():
             # The lock beside the database, named from its real path: one file per database.
@@ -197,15 +198,13 @@ class SqliteStore(SqlReader, OutboxStore):
         (A writer thread was measured: the GIL's hand-offs between it and the loop cost far
         more than letting SQLite's work overlap the loop's gains.)"""
         group, self._queue = self._queue, []
-        _answer(self._run_group(group))
+        answer([future for _, future in group], self._run_group([unit for unit, _ in group]))
 
-    def _run_group(
-        self, group: list[tuple[Callable[[Transaction], Any], asyncio.Future[Any]]]
-    ) -> list[tuple[asyncio.Future[Any], Any, bool]]:
+    def _run_group(self, units: list[Unit]) -> list[Outcome]:
         """Every unit in one transaction, each in a savepoint of its own; then commit. A
         unit's own error is answered only after the commit too: it may rest on rows of
         this group. If the group fails, every unit gets a retryable error."""
-        answers: list[tuple[asyncio.Future[Any], Any, bool]] = []
+        answers: list[Outcome] = []
         try:
             with self._exclusive(), translate_errors():
                 conn = self._writer
@@ -214,18 +213,18 @@ class SqliteStore(SqlReader, OutboxStore):
                 stored: list[MeteringRecord] = []
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for unit, future in group:
+                    for unit in units:
                         conn.execute("SAVEPOINT unit")
                         tx = SqlTransaction(runner)
                         try:
-                            answers.append((future, unit(tx), True))
+                            answers.append((unit(tx), True))
                             changes.extend(tx.changes)
                             stored.extend(tx.stored)
                         except Exception as exc:
                             if not conn.in_transaction:  # an I/O error undid the whole group
                                 raise
                             conn.execute("ROLLBACK TO unit")
-                            answers.append((future, exc, False))
+                            answers.append((exc, False))
                         conn.execute("RELEASE unit")
                     # the group's sums into the usage log, in one statement
                     fold_when_due(runner, self.folds, add_usage(runner, stored))
@@ -240,7 +239,7 @@ class SqliteStore(SqlReader, OutboxStore):
                 if isinstance(exc, StoreUnavailable | StoreConflict)
                 else StoreUnavailable(f"SQLite: {exc!r}")
             )
-            return [(future, failure, False) for _, future in group]
+            return [(failure, False)] * len(units)
         return answers
 
     @contextmanager
@@ -346,17 +345,6 @@ class _SqliteWatch(LogWatch):
         self._next_check = now + SAFETY_INTERVAL
         self.announce(current_version(self._reads()))
         return super().changed()
-
-
-def _answer(answers: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
-    """On the event loop: each waiting request gets its unit's result or error."""
-    for future, value, ok in answers:
-        if future.done():  # the request went away meanwhile
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
 
 
 def _end_transaction(conn: sqlite3.Connection) -> None:

@@ -32,6 +32,65 @@ def _insert_records_sql(n: int) -> str:
     )
 
 
+_RECORD_TYPES = ("text",) * 6 + (
+    "bigint",
+    "text",
+    "bigint",
+    "bigint",
+    "text",
+    "smallint",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "boolean",
+)
+_INSERT_RECORDS_PG = (
+    f"INSERT INTO metering_records ({RECORD_COLUMNS}) "
+    f"SELECT * FROM unnest({', '.join(f'?::{t}[]' for t in _RECORD_TYPES)}) "
+    f"ON CONFLICT ({_SLOT_COLUMNS}) DO NOTHING RETURNING record_id"
+)
+"""PostgreSQL's insert: one array a column, whatever the number of records — one short
+statement text, which psycopg parses once (a long one it parses again every time)."""
+
+
+_TOKEN_COLUMNS = "account_id, client_token, fingerprint, record_id, created_at"
+_INSERT_TOKEN = (
+    f"INSERT INTO client_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (account_id, client_token) DO NOTHING"
+)
+_INSERT_RECORD_AND_TOKEN_PG = (
+    f"WITH stored AS ({_INSERT_RECORDS_PG}), "
+    f"token AS (INSERT INTO client_tokens ({_TOKEN_COLUMNS}) "
+    "SELECT ?, ?, ?, record_id, ? FROM stored "
+    "ON CONFLICT (account_id, client_token) DO NOTHING RETURNING record_id) "
+    "SELECT (SELECT record_id FROM stored), (SELECT record_id FROM token)"
+)
+"""A record and its ClientToken in one statement; the token only if the record was
+stored (its id comes from the record's row)."""
+
+
+def _token_params(entry: ClientTokenEntry) -> tuple[str, str, str, str, int]:
+    return (
+        entry.account_id,
+        entry.client_token,
+        entry.request_fingerprint,
+        entry.record_id,
+        to_ms(entry.created_at),
+    )
+
+
+def _insert_records(run: Runner, records: list[MeteringRecord]) -> set[str]:
+    """Store the records whose slots are free; the ids of those stored."""
+    params = _records_params(records)
+    if run.dialect == "postgresql":
+        width = len(_RECORD_TYPES)
+        rows = run.fetchall(_INSERT_RECORDS_PG, [params[i::width] for i in range(width)])
+    else:
+        rows = run.fetchall(_insert_records_sql(len(records)), params)
+    return {row[0] for row in rows}
+
+
 @lru_cache(maxsize=64)
 def _occupants_sql(n: int) -> str:
     keys = ", ".join(["(?, ?, ?, ?, ?, ?)"] * n)
@@ -155,8 +214,7 @@ class MeteringWrites(MeteringReads):
         if not records:
             return []
         run = self._runner()
-        params = _records_params(records)
-        inserted = {row[0] for row in run.fetchall(_insert_records_sql(len(records)), params)}
+        inserted = _insert_records(run, records)
         if len(inserted) == len(records):
             self.stored.extend(records)
             return list(records)
@@ -171,18 +229,29 @@ class MeteringWrites(MeteringReads):
         }
         return [r if r.record_id in inserted else occupants[_slot_params(r.slot)] for r in records]
 
-    def claim_client_token(self, entry: ClientTokenEntry) -> ClientTokenEntry:
-        changed = self._runner().execute(
-            "INSERT INTO client_tokens (account_id, client_token, fingerprint, record_id, "
-            "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, client_token) DO NOTHING",
-            (
-                entry.account_id,
-                entry.client_token,
-                entry.request_fingerprint,
-                entry.record_id,
-                to_ms(entry.created_at),
-            ),
+    def claim_slot_and_token(
+        self, record: MeteringRecord, entry: ClientTokenEntry
+    ) -> tuple[MeteringRecord, bool]:
+        run = self._runner()
+        if run.dialect != "postgresql":  # two local calls cost no more than one
+            occupant = self.claim_slot(record)
+            if occupant.record_id != record.record_id:
+                return occupant, False
+            return record, run.execute(_INSERT_TOKEN, _token_params(entry)) == 1
+        width = len(_RECORD_TYPES)
+        params = _records_params([record])
+        arrays = [params[i::width] for i in range(width)]
+        account, token, fingerprint, _, created = _token_params(entry)
+        stored, claimed = run.fetchone(
+            _INSERT_RECORD_AND_TOKEN_PG, [*arrays, account, token, fingerprint, created]
         )
+        if stored is None:
+            return self.claim_slot(record), False  # the slot's occupant
+        self.stored.append(record)
+        return record, claimed is not None
+
+    def claim_client_token(self, entry: ClientTokenEntry) -> ClientTokenEntry:
+        changed = self._runner().execute(_INSERT_TOKEN, _token_params(entry))
         if changed == 1:
             return entry
         found = self.find_client_token(entry.account_id, entry.client_token)
