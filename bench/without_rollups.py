@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.store import sqlite
+from marketmeter.store import postgres, sqlite
 from marketmeter.store.sql import FoldSchedule, Runner, SqlTransaction
 
 
@@ -25,10 +25,11 @@ def _skip(run: Runner, records: Iterable[MeteringRecord]) -> int:
     return 0
 
 
-# Both ways a transaction adds to the rollups' log: one transaction's records (PostgreSQL,
-# and SQLite outside a group) and a SQLite group commit's. (Nothing appended: no folds.)
+# Every way a transaction adds to the rollups' log: one transaction's records (outside a
+# group) and a group commit's, on either store. (Nothing appended: no folds.)
 SqlTransaction.add_stored_usage = _skip_stored  # type: ignore[method-assign]
 sqlite.add_usage = _skip
+postgres.add_usage = _skip
 
 if __name__ == "__main__":
     from marketmeter.cli import main

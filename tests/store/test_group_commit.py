@@ -1,23 +1,31 @@
-"""SQLite's group commit on an event loop: units run together, answer after the commit."""
+"""Group commit on an event loop, on both stores: units run together, each fails alone, and
+all are answered after the commit."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from marketmeter.domain.errors import DuplicateRequest
 from marketmeter.domain.ports import StoreUnavailable, Transaction
 from marketmeter.domain.usage import usage_report
+from marketmeter.store.factory import open_store
+from marketmeter.store.postgres import PostgresStore
+from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sqlite import SqliteStore
+from tests.postgres import TemporaryPostgres
 from tests.store.test_contract import HOUR, make_record
 
 
-def test_grouped_units_fail_alone_and_are_answered_after_the_commit(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "g.db")
+def test_grouped_units_fail_alone_and_are_answered_after_the_commit(database_url: str) -> None:
+    store: Any = open_store(database_url)
     good, other = make_record(1), make_record(2, dimension="gb")
 
     def claim(record):  # type: ignore[no-untyped-def]
@@ -75,8 +83,10 @@ def test_a_group_whose_commit_fails_answers_every_unit_with_a_retryable_error(
     store.close()
 
 
-def test_without_an_event_loop_a_unit_runs_in_a_transaction_of_its_own(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_without_an_event_loop_a_unit_runs_in_a_transaction_of_its_own(
+    database_url: str,
+) -> None:
+    store = open_store(database_url)
     record = make_record()
     assert asyncio.run(store.run(lambda tx: tx.claim_slot(record))) == record
 
@@ -86,6 +96,63 @@ def test_without_an_event_loop_a_unit_runs_in_a_transaction_of_its_own(tmp_path:
 
     with pytest.raises(DuplicateRequest):
         asyncio.run(store.run(claim_then_fail))
+    assert store.count_records() == 1
+    store.close()
+
+
+def test_postgresql_runs_the_units_of_a_loop_iteration_in_one_transaction(
+    postgres: TemporaryPostgres,
+) -> None:
+    store = PostgresStore(postgres.create_database())
+    records = [make_record(i, dimension=f"d{i}") for i in range(4)]
+
+    def claim(record):  # type: ignore[no-untyped-def]
+        def unit(tx: Any) -> int:
+            tx.claim_slot(record)
+            return int(tx._runner().fetchone("SELECT txid_current()", ())[0])
+
+        return unit
+
+    def duplicate(tx: Transaction) -> None:
+        tx.claim_slot(make_record(9, dimension="undone"))
+        raise DuplicateRequest("no")
+
+    async def main() -> list[object]:
+        store.group_commit_on(asyncio.get_running_loop())
+        first = await asyncio.gather(*(store.run(claim(r)) for r in records[:2]))
+        units = [store.run(claim(records[2])), store.run(duplicate), store.run(claim(records[3]))]
+        second = await asyncio.gather(*units, return_exceptions=True)
+        return [*first, *second]
+
+    a, b, c, failed, d = asyncio.run(main())
+    assert a == b  # one transaction for the first group
+    assert c == d != a  # and one for the second, though a unit in it failed
+    assert isinstance(failed, DuplicateRequest)
+    assert sorted(r.slot.dimension for r in store.iter_records()) == ["d0", "d1", "d2", "d3"]
+    store.close()
+
+
+def test_a_postgresql_group_whose_connection_breaks_stores_nothing_and_answers_retryably(
+    postgres: TemporaryPostgres,
+) -> None:
+    store = PostgresStore(postgres.create_database())
+
+    def cut(tx: Any) -> None:  # as a server restart or a network cut would
+        tx.claim_slot(make_record(7, dimension="cut"))
+        tx._runner().execute("SELECT pg_terminate_backend(pg_backend_pid())", ())
+
+    async def main() -> tuple[list[object], object]:
+        store.group_commit_on(asyncio.get_running_loop())
+        units = [store.run(lambda tx, r=r: tx.claim_slot(r)) for r in map(make_record, (1, 2))]
+        broken = await asyncio.gather(store.run(cut), *units, return_exceptions=True)
+        count = store.count_records()
+        # The pool replaces the broken connection: the next group is stored.
+        await store.run(lambda tx: tx.claim_slot(make_record(5)))
+        return broken, count
+
+    outcomes, stored_then = asyncio.run(main())
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+    assert stored_then == 0
     assert store.count_records() == 1
     store.close()
 
@@ -115,3 +182,28 @@ def test_a_writer_gives_up_when_another_process_keeps_the_lock(tmp_path: Path) -
 def test_a_database_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="cannot open"):
         SqliteStore(tmp_path / "missing" / "x.db")
+
+
+def test_postgresql_folds_the_usage_log_after_a_group_commits_on_a_thread_of_its_own(
+    postgres: TemporaryPostgres,
+) -> None:
+    url = postgres.create_database()
+    store = PostgresStore(url)
+    store.folds = FoldSchedule(rows=3)  # due after this group's three records
+
+    async def main() -> None:
+        store.group_commit_on(asyncio.get_running_loop())
+        records = [make_record(i + 1, dimension=f"d{i}") for i in range(3)]
+        await asyncio.gather(*(store.run(lambda tx, r=r: tx.claim_slot(r)) for r in records))
+
+    asyncio.run(main())
+    with psycopg.connect(url) as conn:
+        for _ in range(100):  # the fold runs after the answers
+            pending = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+            if pending == (0,):
+                break
+            time.sleep(0.05)
+        folded = conn.execute("SELECT dimension, units FROM usage_by_hour ORDER BY 1").fetchall()
+    assert pending == (0,)
+    assert folded == [("d0", 1), ("d1", 2), ("d2", 3)]
+    store.close()

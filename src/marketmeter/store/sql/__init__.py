@@ -71,6 +71,7 @@ __all__ = [
     "SqlReader",
     "SqlTransaction",
     "add_usage",
+    "fold_usage",
     "fold_when_due",
     "migrate",
     "record_from_row",
