@@ -1,6 +1,7 @@
 """Where the time goes: the endpoint's request handling (signature, decoding, validation,
 domain, store), without HTTP, on a copy of the benchmark catalog, under cProfile or
-pyinstrument. `python bench/hotspots.py batch|meter [--requests N] [--pyinstrument]`."""
+pyinstrument. `python bench/hotspots.py batch|scattered|meter [--requests N]
+[--pyinstrument]`."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 from bench import catalog as bench_catalog  # noqa: E402
 from bench.presign import Signer  # noqa: E402
-from bench.run import batch_requests, marketmeter, meter_requests  # noqa: E402
+from bench.run import (  # noqa: E402
+    batch_requests,
+    marketmeter,
+    meter_requests,
+    scattered_requests,
+)
 
 
 def split(raw: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -35,7 +41,7 @@ def split(raw: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("operation", choices=["batch", "meter"])
+    parser.add_argument("operation", choices=["batch", "scattered", "meter"])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--pyinstrument", action="store_true")
     parser.add_argument("--bare", action="store_true", help="time it, no profiler")
@@ -60,7 +66,9 @@ def main() -> None:
         app = create_app(Settings(database_url=url))
         tune_garbage_collector()  # as a server process does
         signer = Signer(host="127.0.0.1")
-        make = batch_requests if args.operation == "batch" else meter_requests
+        make = {"batch": batch_requests, "scattered": scattered_requests}.get(
+            args.operation, meter_requests
+        )
         # The same customers and instances twice: an hour to warm the caches up (untimed),
         # then another hour, measured.
         warm = [split(r) for r in make(signer, args.requests, range(3, 4))]
@@ -138,7 +146,7 @@ def main() -> None:
         elif profiler is not None:
             print(profiler.output_text(unicode=True, color=False, show_all=False))
         n = args.requests
-        per = 25 if args.operation == "batch" else 1
+        per = 1 if args.operation == "meter" else 25
         print(
             f"{n} requests in {elapsed:.2f} s{' (best round)' if args.rounds > 1 else ''}: "
             f"{elapsed / n * 1e6:.0f} µs per request, "

@@ -1,7 +1,10 @@
+import random
 from datetime import UTC, datetime
+from decimal import ROUND_FLOOR, Decimal
 
 import pytest
 
+from marketmeter.instants import from_ms
 from marketmeter.protocol.timestamps import NotATimestamp, parse_timestamp, to_epoch_seconds
 
 T = datetime(2026, 1, 1, 12, 30, 15, tzinfo=UTC)
@@ -28,6 +31,18 @@ def test_fractional_seconds_keep_milliseconds() -> None:
     assert parse_timestamp(EPOCH + 0.123) == T.replace(microsecond=123000)
     assert parse_timestamp(f"{EPOCH}.1239") == T.replace(microsecond=123000)
     assert parse_timestamp("2026-01-01T12:30:15.987654Z") == T.replace(microsecond=987000)
+
+
+def test_a_float_reads_as_its_written_digits_floored_to_the_millisecond() -> None:
+    # The float fast path agrees with reading the float's shortest decimal exactly.
+    rng = random.Random(15)
+    floats = [rng.uniform(0, 4e9) for _ in range(20_000)]
+    floats += [round(f, 3) for f in floats[:5000]] + [0.0, 0.0005, 1.9999, 5e-324, 253402300799.5]
+    for value in floats:
+        millis = int((Decimal(repr(value)) * 1000).to_integral_value(rounding=ROUND_FLOOR))
+        assert parse_timestamp(value) == from_ms(millis), value
+    assert parse_timestamp(1767270615.9999) == T.replace(microsecond=999000)
+    assert parse_timestamp(-0.5) == datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC)
 
 
 def test_values_outside_the_calendar_are_clamped_not_errors() -> None:

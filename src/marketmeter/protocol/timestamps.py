@@ -35,7 +35,13 @@ def parse_timestamp(value: object) -> datetime:
             return from_ms(value * 1000)
         return _MIN if value < 0 else _MAX
     if isinstance(value, float):
-        return _from_seconds(Decimal(repr(value)))
+        text = repr(value)  # the shortest decimal that reads back as this float
+        if 0 <= value < _LIMIT_SECONDS and "e" not in text:
+            # What the JavaScript, Java and Go SDKs send: the digits read as written —
+            # whole seconds and the first three decimals (floored, as Decimal's path does).
+            whole, _, fraction = text.partition(".")
+            return from_ms(int(whole) * 1000 + int((fraction + "00")[:3]))
+        return _from_seconds(Decimal(text))
     if isinstance(value, str):
         if len(value) > _MAX_TEXT:
             raise NotATimestamp("too long for a timestamp")
