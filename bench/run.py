@@ -237,8 +237,8 @@ class Process:
 
 def prefill_sqlite(path: Path, records: int) -> None:
     """`records` records of the benchmark's product, its customers and dimensions, in hours
-    before any the runs use (from 100 hours back), each with a random id as marketmeter
-    makes them — the table and its indexes as large as after weeks of traffic. They are
+    before any the runs use (from 100 hours back), with ids as marketmeter makes them — the
+    table and its indexes as large as after weeks of traffic. They are
     left out of the usage rollups (the database's trigger is off while they are stored)."""
     top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     first_hour = int((top - timedelta(hours=100)).timestamp() * 1000)
@@ -261,12 +261,15 @@ def prefill_sqlite(path: Path, records: int) -> None:
             "resource, license_key, dimension, hour, operation, timestamp, quantity_micros, "
             "quantity_text, quantity_as_decimal, allocations, customer_identifier, license_arn, "
             "received_at, accepted_late) "
-            "SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || "
-            "substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-' || "
-            "hex(randomblob(6))), ?, printf('6%011d', i / ? % ?), '', '', "
+            # ids as marketmeter makes them: UUIDs of version 7, the time they were made
+            # (here: 400 ms into the record's hour) first, then random bits.
+            "SELECT printf('%08x-%04x-7%03x-a%03x-%012x', (ms >> 16), ms & 65535, "
+            "random() & 4095, random() & 4095, random() & 281474976710655), ?, "
+            "printf('6%011d', i / ? % ?), '', '', "
             "'saas_dim_' || (i % ?), ? - (i / ?) * 3600000, 'BatchMeterUsage', "
             "? - (i / ?) * 3600000 + 300000, 1000000, '1', 0, NULL, "
-            "printf('benchcust%06d', i / ? % ?), '', ? - (i / ?) * 3600000 + 400000, 0 FROM n",
+            "printf('benchcust%06d', i / ? % ?), '', ms, 0 "
+            "FROM (SELECT i, ? - (i / ?) * 3600000 + 400000 AS ms FROM n)",
             (
                 records,
                 bench_catalog.SAAS,

@@ -94,10 +94,14 @@ def _insert_records(run: Runner, records: list[MeteringRecord]) -> set[str]:
 
 @lru_cache(maxsize=64)
 def _occupants_sql(n: int) -> str:
+    # A join on the slot's columns, which both databases answer from the slot's unique
+    # index (SQLite scans the whole table for a row value `IN (VALUES …)`).
     keys = ", ".join(["(?, ?, ?, ?, ?, ?)"] * n)
-    return (
-        f"SELECT {RECORD_COLUMNS} FROM metering_records WHERE ({_SLOT_COLUMNS}) IN (VALUES {keys})"
+    matched = " AND ".join(
+        f"m.{column.strip()} = k.column{i + 1}" for i, column in enumerate(_SLOT_COLUMNS.split(","))
     )
+    columns = ", ".join(f"m.{column.strip()}" for column in RECORD_COLUMNS.split(","))
+    return f"SELECT {columns} FROM (VALUES {keys}) AS k JOIN metering_records AS m ON {matched}"
 
 
 def _slot_params(slot: SlotKey) -> tuple[str, int, str, str, str, str]:
