@@ -207,3 +207,33 @@ def test_postgresql_folds_the_usage_log_after_a_group_commits_on_a_thread_of_its
     assert pending == (0,)
     assert folded == [("d0", 1), ("d1", 2), ("d2", 3)]
     store.close()
+
+
+def test_sqlite_checkpoints_the_wal_on_a_thread_of_its_own_under_group_commit(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.db"
+    store = SqliteStore(path)
+
+    def in_database_file() -> int:
+        # `immutable` reads the database file alone, not the WAL: what a checkpoint copied.
+        conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return int(conn.execute("SELECT count(*) FROM metering_records").fetchone()[0])
+        except sqlite3.OperationalError:  # not even the schema copied yet
+            return 0
+        finally:
+            conn.close()
+
+    async def main() -> int:
+        store.group_commit_on(asyncio.get_running_loop())
+        records = [make_record(i + 1, dimension=f"d{i}") for i in range(5)]
+        await asyncio.gather(*(store.run(lambda tx, r=r: tx.claim_slot(r)) for r in records))
+        for _ in range(100):  # a few pages: far below any commit's own checkpoint
+            if in_database_file() == 5:
+                break
+            await asyncio.sleep(0.05)
+        return in_database_file()
+
+    assert asyncio.run(main()) == 5
+    store.close()
