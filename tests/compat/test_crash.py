@@ -1,7 +1,7 @@
 """kill -9 under load: every record acknowledged before the crash is stored exactly once,
 no request is half-written, and retrying what was not acknowledged stores each slot once.
 
-Clients write continuously to `serve --workers 2`; when enough replies have come back the
+Clients write continuously to `serve --workers 2` (and 4); when enough replies have come back the
 whole process group is killed with SIGKILL; the server is restarted on the same database.
 """
 
@@ -103,14 +103,17 @@ def stored_ids(server: Server) -> list[str]:
     return [str(r[0]) for r in server.sql("SELECT record_id FROM metering_records")]
 
 
+@pytest.mark.parametrize("workers", [2, 4])
 def test_kill_9_under_load_loses_nothing_acknowledged_and_duplicates_nothing(
     store_kind: str,
+    workers: int,
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     fresh: Fresh,
 ) -> None:
-    directory = tmp_path_factory.mktemp(f"crash-{store_kind}")
-    server = start_server(new_database(request, store_kind, directory), directory, "--workers", "2")
+    directory = tmp_path_factory.mktemp(f"crash-{store_kind}-{workers}")
+    database = new_database(request, store_kind, directory)
+    server = start_server(database, directory, "--workers", str(workers))
     requests = plan(fresh)
     work: queue.Queue[Request] = queue.Queue()
     for r in requests:

@@ -23,9 +23,10 @@ RACERS = 24
 def servers(
     store_kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[Server]]:
-    """`serve --workers 3`, and a second, independent server on the same database."""
+    """`serve --workers 4`, and a second, independent server (2 workers) on the same
+    database."""
     directory = tmp_path_factory.mktemp(f"races-{store_kind}")
-    first = start_server(new_database(request, store_kind, directory), directory, "--workers", "3")
+    first = start_server(new_database(request, store_kind, directory), directory, "--workers", "4")
     second_dir = tmp_path_factory.mktemp(f"races-{store_kind}-second")
     second = Server(
         first.database_url,
