@@ -402,7 +402,7 @@ class Databases:
             return
         import psycopg
 
-        with psycopg.connect(url) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql)
 
     def max_seq(self, url: str) -> int:
@@ -632,6 +632,10 @@ def measure(
         database = dbs.prefilled(scenario.prefill)
     elif scenario.target == "marketmeter" and scenario.store:
         database = dbs.fresh(scenario.store)
+    if database and database.startswith("postgresql"):
+        # Every PostgreSQL scenario starts with nothing left to write of the one before
+        # (with fsync on, a checkpoint of its pages would otherwise fall into this run).
+        dbs.execute(database, "CHECKPOINT")
     if database and not scenario.rollups:  # the database's own part of the usage log
         on = "" if database.startswith("sqlite") else " ON metering_records"
         dbs.execute(database, f"DROP TRIGGER metering_records_usage{on}")
