@@ -66,8 +66,9 @@ def catalog() -> dict[str, Any]:
 
 class TracedSqliteStore(SqliteStore):
     """The SQLite store, every statement of its connections traced (by SQLite itself) —
-    but for the programs of triggers, which run inside the statement that fired them and
-    which Python's sqlite3 reports as that statement again, once for each run."""
+    but for the checkpointer's, and for the programs of triggers, which run inside the
+    statement that fired them and which Python's sqlite3 reports as that statement again,
+    once for each run."""
 
     def __init__(self, path: Path) -> None:
         self.statements: list[str] = []
@@ -79,6 +80,8 @@ class TracedSqliteStore(SqliteStore):
         return conn
 
     def _trace(self, statement: str) -> None:
+        if statement.startswith("PRAGMA wal_checkpoint"):
+            return  # the checkpointer's, every 50 ms on a thread of its own: no request's
         if not self.statements or self.statements[-1] != statement:
             self.statements.append(statement)
 

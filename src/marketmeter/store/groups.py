@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from marketmeter.domain.ports import Transaction
+from marketmeter.domain.ports import StoreConflict, StoreUnavailable, Transaction
 
 Unit = Callable[[Transaction], Any]
 Queued = tuple[Unit, "asyncio.Future[Any]"]
@@ -25,3 +25,14 @@ def answer(futures: list[asyncio.Future[Any]], outcomes: list[Outcome]) -> None:
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+def failed_group(exc: BaseException, size: int, database: str) -> list[Outcome]:
+    """Every unit's outcome when its group's transaction failed: the store's own error, or
+    any other as a retryable one (the client sends the request again)."""
+    failure = (
+        exc
+        if isinstance(exc, StoreUnavailable | StoreConflict)
+        else StoreUnavailable(f"{database}: {exc!r}")
+    )
+    return [(failure, False)] * size

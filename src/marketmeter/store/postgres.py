@@ -36,7 +36,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable, Transaction
-from marketmeter.store.groups import Outcome, Queued, Unit, answer
+from marketmeter.store.groups import Outcome, Queued, Unit, answer, failed_group
 from marketmeter.store.sql import (
     FoldSchedule,
     OutboxStore,
@@ -256,12 +256,7 @@ class PostgresStore(SqlReader, OutboxStore):
             except _UnitFailed:
                 return self._group_transaction(units, savepoints=True)
         except BaseException as exc:
-            failure = (
-                exc
-                if isinstance(exc, StoreUnavailable | StoreConflict)
-                else StoreUnavailable(f"PostgreSQL: {exc!r}")
-            )
-            return [(failure, False)] * len(units)
+            return failed_group(exc, len(units), "PostgreSQL")
 
     def _group_transaction(self, units: list[Unit], *, savepoints: bool) -> list[Outcome]:
         outcomes: list[Outcome] = []

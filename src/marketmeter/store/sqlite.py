@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import CatalogChange, StoreConflict, StoreUnavailable, Transaction
-from marketmeter.store.groups import Outcome, Queued, Unit, answer
+from marketmeter.store.groups import Outcome, Queued, Unit, answer, failed_group
 from marketmeter.store.sql import (
     FoldSchedule,
     OutboxStore,
@@ -247,12 +247,7 @@ class SqliteStore(SqlReader, OutboxStore):
                 finally:
                     _end_transaction(conn)
         except BaseException as exc:
-            failure = (
-                exc
-                if isinstance(exc, StoreUnavailable | StoreConflict)
-                else StoreUnavailable(f"SQLite: {exc!r}")
-            )
-            return [(failure, False)] * len(units)
+            return failed_group(exc, len(units), "SQLite")
         return answers
 
     @contextmanager
