@@ -299,10 +299,13 @@ class PostgresStore(SqlReader, OutboxStore):
         """Fold the usage log on a thread of its own, in a transaction of its own: a fold
         moves thousands of rows, and the groups that come meanwhile need not wait for it
         (one fold at a time; one due while another runs is left to the next)."""
-        if not self._folding.acquire(blocking=False):
+        folder = self._folder
+        if folder is None or not self._folding.acquire(blocking=False):
             return
-        assert self._folder is not None
-        self._folder.submit(self._fold)
+        try:  # (after the group's commit: nothing here may turn its answers into errors)
+            folder.submit(self._fold)
+        except RuntimeError:  # the store is closing: a later fold moves these rows
+            self._folding.release()
 
     def _fold(self) -> None:
         try:
