@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def catalog() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def catalog_apply(database_url: str, file: Path) -> None:
     """Create or update everything FILE (YAML or JSON) describes. Idempotent."""
+    started = time.monotonic()  # reading the file included: what its user waits for
     try:
         parsed = load_catalog(file)
     except CatalogFileError as exc:
@@ -29,7 +31,8 @@ def catalog_apply(database_url: str, file: Path) -> None:
         summary = service.apply_catalog(parsed)
     click.echo(
         f"applied {file}: {summary.accounts} accounts, {summary.access_keys} access keys, "
-        f"{summary.products} products, {summary.subscriptions} subscriptions"
+        f"{summary.products} products, {summary.subscriptions} subscriptions "
+        f"in {time.monotonic() - started:.1f} s"
     )
 
 

@@ -145,11 +145,11 @@ class MeteringEndpoint:
         return await self._operation(target).invoke_async(self.service, caller, request.body)
 
     def _groups(self, target: str | None) -> bool:
-        operation = None if target is None else self._operations.get(target)
+        operation = self._operations.get(target or "")
         return operation is not None and operation.grouped
 
     def _operation(self, target: str | None) -> WireOperation:
-        operation = None if target is None else self._operations.get(target)
+        operation = self._operations.get(target or "")
         if operation is None:
             raise unknown_operation(target)
         return operation

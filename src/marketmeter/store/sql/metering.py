@@ -104,6 +104,17 @@ def _occupants_sql(n: int) -> str:
     return f"SELECT {columns} FROM (VALUES {keys}) AS k JOIN metering_records AS m ON {matched}"
 
 
+def _occupants(run: Runner, taken: list[MeteringRecord]) -> dict[tuple[Any, ...], MeteringRecord]:
+    """The records stored in the slots of `taken`, by their slots' parameters."""
+    keys: list[Any] = []
+    for record in taken:
+        keys.extend(_slot_params(record.slot))
+    return {
+        _slot_params(found.slot): found
+        for found in map(record_from_row, run.fetchall(_occupants_sql(len(taken)), keys))
+    }
+
+
 def _slot_params(slot: SlotKey) -> tuple[str, int, str, str, str, str]:
     return (
         slot.product_code,
@@ -224,14 +235,7 @@ class MeteringWrites(MeteringReads):
             self.stored.extend(records)
             return list(records)
         self.stored.extend(r for r in records if r.record_id in inserted)
-        taken = [r for r in records if r.record_id not in inserted]
-        keys: list[Any] = []
-        for record in taken:
-            keys.extend(_slot_params(record.slot))
-        occupants = {
-            _slot_params(found.slot): found
-            for found in map(record_from_row, run.fetchall(_occupants_sql(len(taken)), keys))
-        }
+        occupants = _occupants(run, [r for r in records if r.record_id not in inserted])
         return [r if r.record_id in inserted else occupants[_slot_params(r.slot)] for r in records]
 
     def claim_slot_and_token(
@@ -248,8 +252,8 @@ class MeteringWrites(MeteringReads):
             _INSERT_RECORD_AND_TOKEN_PG,
             [*_records_params([record]), account, token, fingerprint, created],
         )
-        if stored is None:
-            return self.claim_slot(record), False  # the slot's occupant
+        if stored is None:  # the slot is taken
+            return _occupants(run, [record])[_slot_params(record.slot)], False
         self.stored.append(record)
         return record, claimed is not None
 
