@@ -12,7 +12,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from marketmeter.domain.models import Account, ClientTokenEntry, MeteringRecord, SlotKey
+from marketmeter.domain.models import (
+    Account,
+    ClientTokenEntry,
+    MeteringRecord,
+    Product,
+    SlotKey,
+    Subscription,
+)
 from marketmeter.domain.ports import Store, StoreUnavailable, UsageSlice
 from marketmeter.domain.quantities import Quantity
 from marketmeter.store.factory import open_store as open_database
@@ -90,6 +97,48 @@ def test_a_transaction_that_raises_leaves_nothing(open_store: Opener) -> None:
         raise RuntimeError("boom")
     assert store.count_records() == 0
     assert store.get_account("123456789012") is None
+
+
+def _subscriptions(n: int, *, identifier: str = "cust", ended: bool = False) -> list[Subscription]:
+    return [
+        Subscription(
+            product_code="prod",
+            customer_aws_account_id=f"6{i:011d}",
+            customer_identifier=f"{identifier}{i:06d}",
+            license_arn=f"arn:aws:license-manager::6{i:011d}:license:l-{i:032x}",
+            agreement_id=f"agmt-{i:026d}",
+            created_at=HOUR,
+            ends_at=HOUR + timedelta(days=1) if ended and i % 2 else None,
+            free_trial=i % 3 == 0,
+            offer_id=f"offer-{i}" if i % 5 == 0 else None,
+        )
+        for i in range(n)
+    ]
+
+
+def test_many_rows_are_upserted_exactly_and_roll_back_together(open_store: Opener) -> None:
+    """More rows than one SQLite statement takes, and enough for PostgreSQL's COPY: every
+    field stored, changed rows updated, twice in one transaction, and nothing of a
+    transaction that raises."""
+    store = open_store()
+    with store.transaction() as tx:
+        tx.upsert_account(Account("111122223333"))
+        tx.upsert_product(Product("prod", "111122223333", "saas", ("users",)))
+        tx.upsert_subscriptions(_subscriptions(5_500))
+    stored = store.product_subscriptions("prod")
+    assert sorted(stored, key=lambda s: s.license_arn) == _subscriptions(5_500)
+    with store.transaction() as tx:  # two upserts of one table in one transaction
+        tx.upsert_subscriptions(_subscriptions(3_000, identifier="first"))
+        tx.upsert_subscriptions(_subscriptions(6_000, identifier="again", ended=True))
+    stored = store.product_subscriptions("prod")
+    assert sorted(stored, key=lambda s: s.license_arn) == _subscriptions(
+        6_000, identifier="again", ended=True
+    )
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.upsert_subscriptions(_subscriptions(7_000, identifier="lost"))
+        raise RuntimeError("boom")
+    assert store.count_subscriptions("prod") == 6_000
+    assert {s.customer_identifier[:5] for s in store.product_subscriptions("prod")} == {"again"}
 
 
 def test_client_tokens_are_claimed_once(open_store: Opener) -> None:

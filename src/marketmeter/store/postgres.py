@@ -25,7 +25,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
@@ -55,7 +55,7 @@ from marketmeter.store.sql.changes import (
     current_version,
     publish,
 )
-from marketmeter.store.sql.runner import Dialect
+from marketmeter.store.sql.runner import Dialect, rows_select
 
 log = logging.getLogger("marketmeter.store")
 
@@ -78,6 +78,9 @@ def to_pg(sql: str) -> str:
 
 
 _IN_TRANSACTION = psycopg.pq.TransactionStatus.INTRANS
+COPY_FROM_ROWS = 1_000
+"""From this many rows, `select_rows` copies them into a temporary table (`COPY`) rather
+than sending them as arrays: psycopg dumps a 100,000-row array slowly (catalog apply)."""
 
 
 class PostgresRunner:
@@ -85,6 +88,7 @@ class PostgresRunner:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
+        self._copies = 0
 
     def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any]) -> Any:
         with translate_errors():
@@ -97,6 +101,24 @@ class PostgresRunner:
     def execute(self, sql: str, params: tuple[Any, ...] | list[Any]) -> int:
         with translate_errors():
             return self._conn.execute(to_pg(sql), params).rowcount
+
+    def select_rows(
+        self, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
+        if len(rows) < COPY_FROM_ROWS or self._conn.info.transaction_status != _IN_TRANSACTION:
+            return rows_select(self.dialect, types, rows)
+        # A table of this transaction's (dropped at its end, kept by none of the pool's
+        # connections), filled by one COPY.
+        self._copies += 1
+        table = f"copied_rows_{self._copies}"
+        columns = [f"c{i}" for i in range(len(types))]
+        definition = ", ".join(f"{c} {t}" for c, t in zip(columns, types, strict=True))
+        with translate_errors():
+            self._conn.execute(f"CREATE TEMPORARY TABLE {table} ({definition}) ON COMMIT DROP")
+            with self._conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return f"SELECT {', '.join(columns)} FROM {table}", []
 
 
 class _PooledRunner:
@@ -119,6 +141,11 @@ class _PooledRunner:
     def execute(self, sql: str, params: tuple[Any, ...] | list[Any]) -> int:
         with translate_errors(), self._pool.connection(self._timeout) as conn:
             return int(conn.execute(to_pg(sql), params).rowcount)
+
+    def select_rows(
+        self, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
+        return rows_select(self.dialect, types, rows)
 
 
 class PostgresStore(SqlReader, OutboxStore):

@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,7 +46,7 @@ from marketmeter.store.sql import (
     records_query,
 )
 from marketmeter.store.sql.changes import SAFETY_INTERVAL, LogWatch, current_version, publish
-from marketmeter.store.sql.runner import Dialect
+from marketmeter.store.sql.runner import Dialect, rows_select
 
 T = TypeVar("T")
 
@@ -74,6 +74,11 @@ class SqliteRunner:
     def execute(self, sql: str, params: tuple[Any, ...] | list[Any]) -> int:
         with translate_errors():
             return self._conn.execute(sql, params).rowcount
+
+    def select_rows(
+        self, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
+        return rows_select(self.dialect, types, rows)
 
 
 class SqliteStore(SqlReader, OutboxStore):

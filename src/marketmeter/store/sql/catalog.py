@@ -2,8 +2,9 @@
 registration tokens: reads, and upserts that note what they changed (`CatalogChange`) for
 the caches of every process.
 
-Upserts take many rows at once: one statement per `CHUNK` rows, so a catalog of 100,000
-subscriptions is 20 statements, not 100,000.
+Upserts take many rows at once: on SQLite one statement per `CHUNK` rows, so a catalog of
+100,000 subscriptions is 20 statements, not 100,000; on PostgreSQL one `COPY` of them all
+and one statement (`Runner.select_rows`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from marketmeter.domain.models import (
 from marketmeter.domain.ports import CatalogChange, CustomerSubscriptions
 from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import dump_json, opt_from_ms, opt_to_ms
-from marketmeter.store.sql.runner import Runner, any_of, rows_select
+from marketmeter.store.sql.runner import Runner, any_of
 
 CHUNK = 5_000
-"""Rows per upsert statement."""
+"""Rows per upsert statement on SQLite."""
 
 _PRODUCT_SELECT = (
     "SELECT product_code, seller_account_id, type, dimensions, fulfillment_url, "
@@ -264,8 +265,9 @@ class CatalogWrites(CatalogReads):
 
     def _upsert(self, table: _Table, rows: Sequence[tuple[Any, ...]]) -> None:
         run = self._runner()
-        for start in range(0, len(rows), CHUNK):
-            source, params = rows_select(run.dialect, table.types, rows[start : start + CHUNK])
+        chunk = CHUNK if run.dialect == "sqlite" else max(len(rows), 1)
+        for start in range(0, len(rows), chunk):
+            source, params = run.select_rows(table.types, rows[start : start + chunk])
             run.execute(table.upsert(source), params)
 
     def clear_marketplace(self) -> None:

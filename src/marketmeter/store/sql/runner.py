@@ -25,6 +25,14 @@ class Runner(Protocol):
         """Run a write; the number of rows it changed."""
         ...
 
+    def select_rows(
+        self, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
+        """A SELECT of `rows` (columns of the PostgreSQL `types`) for `INSERT … SELECT`,
+        and its parameters: `rows_select`'s, or on PostgreSQL, for many rows inside a
+        transaction, a table they were copied into."""
+        ...
+
 
 def any_of(dialect: Dialect, column: str, values: Collection[str]) -> tuple[str, Any]:
     """`column` equal to one of `values`, as one placeholder whatever their number — one
