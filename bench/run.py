@@ -441,6 +441,7 @@ class Scenario:
     )
     console: bool = True  # False: the application without the console (bench/without_console.py)
     prefill: int = 0  # records already in the table when the run starts (SQLite)
+    variant: str | None = None  # a module of bench/ that changes marketmeter as it imports
 
 
 @dataclass
@@ -485,6 +486,7 @@ def server_for(scenario: Scenario, port: int, work: Path, database: str | None) 
         variant = None if scenario.rollups else "bench.without_rollups"
         if not scenario.console:
             variant = "bench.without_console"
+        variant = scenario.variant or variant
         if variant is not None:
             program = [str(BIN / "python"), "-m", variant]
             env = {

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from marketmeter.domain.errors import DuplicateRequest
-from marketmeter.domain.ports import StoreUnavailable, Transaction
+from marketmeter.domain.ports import ClaimSlots, StoreConflict, StoreUnavailable, Transaction
 from marketmeter.domain.usage import usage_report
 from marketmeter.store.factory import open_store
 from marketmeter.store.postgres import PostgresStore
@@ -129,6 +129,55 @@ def test_postgresql_runs_the_units_of_a_loop_iteration_in_one_transaction(
     assert c == d != a  # and one for the second, though a unit in it failed
     assert isinstance(failed, DuplicateRequest)
     assert sorted(r.slot.dimension for r in store.iter_records()) == ["d0", "d1", "d2", "d3"]
+    store.close()
+
+
+def test_postgresql_sends_a_groups_batch_claims_ahead_and_answers_them_as_one_by_one(
+    postgres: TemporaryPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BatchMeterUsage's units (`ClaimSlots`) of a group: their inserts go in one pipeline,
+    and each unit's occupants are what running the units one after another gives — a slot
+    taken before, a slot an earlier unit of the group takes. A unit whose claim the
+    database refuses fails alone (the group runs again, one savepoint a unit)."""
+    pipelines = 0
+    opened = psycopg.Connection.pipeline
+
+    def counted(self: psycopg.Connection[Any]) -> Any:  # a spy: psycopg's own pipeline
+        nonlocal pipelines
+        pipelines += 1
+        return opened(self)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    store = PostgresStore(postgres.create_database())
+    before = make_record(1, dimension="before")
+    asyncio.run(store.run(lambda tx: tx.claim_slot(before)))
+    a = [make_record(2, dimension="a1"), make_record(3, dimension="before")]
+    b = [make_record(4, dimension="a1"), make_record(5, dimension="b1")]
+    c = [make_record(6, dimension="c1")]
+
+    async def group(*batches: list[Any]) -> list[Any]:
+        store.group_commit_on(asyncio.get_running_loop())
+        return await asyncio.gather(
+            *(store.run(ClaimSlots(batch)) for batch in batches), return_exceptions=True
+        )
+
+    occupants = asyncio.run(group(a, b, c))
+    assert pipelines == 1
+    assert [[r.record_id for r in found] for found in occupants] == [
+        [a[0].record_id, before.record_id],
+        [a[0].record_id, b[1].record_id],
+        [c[0].record_id],
+    ]
+    assert store.count_records() == 4
+
+    refused = [make_record(7, dimension="nul\x00")]  # PostgreSQL's text holds no NUL
+    d, e = [make_record(8, dimension="d1")], [make_record(9, dimension="e1")]
+    outcomes = asyncio.run(group(d, refused, e))
+    assert pipelines == 2
+    assert [r.record_id for r in outcomes[0]] == [d[0].record_id]
+    assert isinstance(outcomes[1], StoreConflict), outcomes[1]
+    assert [r.record_id for r in outcomes[2]] == [e[0].record_id]
+    assert store.count_records() == 6
     store.close()
 
 

@@ -47,7 +47,7 @@ from marketmeter.domain.models import (
     UsageRecord,
     allocation_identity,
 )
-from marketmeter.domain.ports import Store, Transaction
+from marketmeter.domain.ports import ClaimSlots, Store, Transaction
 from marketmeter.domain.timewindow import (
     check_batch_window,
     check_meter_usage_window,
@@ -136,10 +136,7 @@ class Metering:
         # Slots are claimed in one global order (stable: same-slot records keep their input
         # order), so that concurrent transactions on PostgreSQL can never deadlock.
         candidates.sort(key=lambda item: item[1].slot)
-        claims = [candidate for _, candidate in candidates]
-
-        def claim(tx: Transaction) -> list[MeteringRecord]:
-            return tx.claim_slots(claims)
+        claims = ClaimSlots([candidate for _, candidate in candidates])
 
         def finish(occupants: list[MeteringRecord]) -> BatchOutcome:
             for (i, candidate), occupant in zip(candidates, occupants, strict=True):
@@ -149,7 +146,7 @@ class Metering:
                     results[i] = RecordResult("DuplicateRecord")
             return BatchOutcome(tuple(results), tuple(sorted(unprocessed)))
 
-        return Prepared(claim, finish)
+        return Prepared(claims, finish)
 
     def _batch_product(
         self, caller: Caller, product_code: str | None, records: list[UsageRecord]

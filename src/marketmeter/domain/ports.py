@@ -312,6 +312,21 @@ class Reader(Protocol):
     def admin_token_hash(self) -> str | None: ...
 
 
+class ClaimSlots:
+    """A unit of work that only claims `records`' slots (`tx.claim_slots(records)`), the
+    occupants its result: BatchMeterUsage's. A store that knows what a unit will send may
+    send it ahead, with other units' (PostgreSQL sends a group's claims in one round trip).
+    """
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: list[MeteringRecord]) -> None:
+        self.records = records
+
+    def __call__(self, tx: Transaction) -> list[MeteringRecord]:
+        return tx.claim_slots(self.records)
+
+
 class Transaction(Reader, Protocol):
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
         """Store `record` unless its slot is taken; return the slot's occupant.

@@ -35,7 +35,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.domain.ports import StoreConflict, StoreUnavailable, Transaction
+from marketmeter.domain.ports import ClaimSlots, StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.groups import Outcome, Queued, Unit, answer, failed_group
 from marketmeter.store.sql import (
     FoldSchedule,
@@ -55,6 +55,7 @@ from marketmeter.store.sql.changes import (
     current_version,
     publish,
 )
+from marketmeter.store.sql.metering import insert_records_statement
 from marketmeter.store.sql.runner import Dialect, rows_select
 
 log = logging.getLogger("marketmeter.store")
@@ -81,6 +82,35 @@ _IN_TRANSACTION = psycopg.pq.TransactionStatus.INTRANS
 COPY_FROM_ROWS = 1_000
 """From this many rows, `select_rows` copies them into a temporary table (`COPY`) rather
 than sending them as arrays: psycopg dumps a 100,000-row array slowly (catalog apply)."""
+
+
+def _claim_ahead(
+    conn: psycopg.Connection[Any], units: list[Unit]
+) -> dict[int, tuple[list[MeteringRecord], set[str]]]:
+    """The inserts of a group's `ClaimSlots` units (BatchMeterUsage), sent together in
+    psycopg's pipeline mode — one round trip, not one a unit — and the ids each stored, by
+    the unit's place in the group. The units then run as always, their claims answered
+    from these (`MeteringWrites.claimed_ahead`). A failure here fails the attempt without
+    savepoints, which the group then makes with them (and no claims ahead)."""
+    claims = [
+        (i, unit.records)
+        for i, unit in enumerate(units)
+        if type(unit) is ClaimSlots and unit.records
+    ]
+    if len(claims) < 2 or not _PIPELINE:
+        return {}
+    sent = []
+    try:
+        with conn.pipeline():
+            for i, records in claims:
+                sql, params = insert_records_statement("postgresql", records)
+                sent.append((i, records, conn.execute(to_pg(sql), params)))
+        return {i: (records, {row[0] for row in cursor.fetchall()}) for i, records, cursor in sent}
+    except psycopg.Error as exc:
+        raise _UnitFailed() from exc
+
+
+_PIPELINE = psycopg.Pipeline.is_supported()
 
 
 class PostgresRunner:
@@ -295,13 +325,17 @@ class PostgresStore(SqlReader, OutboxStore):
             runner = PostgresRunner(conn)
             changes: list[Any] = []
             stored: list[MeteringRecord] = []
-            for unit in units:
+            ahead = {} if savepoints else _claim_ahead(conn, units)
+            for i, unit in enumerate(units):
                 tx = SqlTransaction(runner)
                 if not savepoints:
+                    tx.claimed_ahead = ahead.get(i)
                     try:
                         outcomes.append((unit(tx), True))
                     except Exception as exc:
                         raise _UnitFailed() from exc
+                    if tx.claimed_ahead is not None:  # it did not make the claim sent for it
+                        raise _UnitFailed()
                 else:
                     try:
                         with conn.transaction():  # a savepoint

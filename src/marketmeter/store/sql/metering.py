@@ -13,7 +13,7 @@ from marketmeter.domain.quantities import Quantity
 from marketmeter.domain.timewindow import floor_to_hour
 from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import allocations_from_json, allocations_to_json
-from marketmeter.store.sql.runner import Runner
+from marketmeter.store.sql.runner import Dialect, Runner
 
 RECORD_COLUMNS = (
     "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
@@ -81,15 +81,21 @@ def _token_params(entry: ClientTokenEntry) -> tuple[str, str, str, str, int]:
     )
 
 
+def insert_records_statement(
+    dialect: Dialect, records: list[MeteringRecord]
+) -> tuple[str, list[Any]]:
+    """The statement that stores the records whose slots are free and returns their ids,
+    and its parameters."""
+    params = _records_params(records)
+    if dialect == "postgresql" and len(records) > 1:
+        width = len(_RECORD_TYPES)
+        return _INSERT_RECORDS_PG, [params[i::width] for i in range(width)]
+    return _insert_records_sql(len(records)), params
+
+
 def _insert_records(run: Runner, records: list[MeteringRecord]) -> set[str]:
     """Store the records whose slots are free; the ids of those stored."""
-    params = _records_params(records)
-    if run.dialect == "postgresql" and len(records) > 1:
-        width = len(_RECORD_TYPES)
-        rows = run.fetchall(_INSERT_RECORDS_PG, [params[i::width] for i in range(width)])
-    else:
-        rows = run.fetchall(_insert_records_sql(len(records)), params)
-    return {row[0] for row in rows}
+    return {row[0] for row in run.fetchall(*insert_records_statement(run.dialect, records))}
 
 
 @lru_cache(maxsize=64)
@@ -220,6 +226,9 @@ class MeteringWrites(MeteringReads):
     (`store.sql.usage.add_usage`; most are logged by the database itself, as stored)."""
 
     stored: list[MeteringRecord]
+    claimed_ahead: tuple[list[MeteringRecord], set[str]] | None = None
+    """Records whose insert the store sent ahead (`ClaimSlots`), and the ids it stored:
+    the answer of the `claim_slots` of exactly that list, once."""
 
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
         return self.claim_slots([record])[0]
@@ -230,7 +239,12 @@ class MeteringWrites(MeteringReads):
         if not records:
             return []
         run = self._runner()
-        inserted = _insert_records(run, records)
+        ahead = self.claimed_ahead
+        if ahead is not None and ahead[0] is records:
+            self.claimed_ahead = None
+            inserted = ahead[1]
+        else:
+            inserted = _insert_records(run, records)
         if len(inserted) == len(records):
             self.stored.extend(records)
             return list(records)
