@@ -1,5 +1,6 @@
-"""A/B of PostgreSQL's claims sent ahead (a group's BatchMeterUsage inserts in one
-pipeline, `store/postgres.py`) against one round trip a unit
+"""A/B of PostgreSQL's claims sent ahead (the first claims of a group's units —
+BatchMeterUsage's records, MeterUsage's record and ClientToken — in one pipeline,
+`store/postgres.py`) against one round trip a unit
 (`bench/without_claims_ahead.py`): the same build, requests and databases, in alternating
 rounds (`bench/alternate.py`).
 
@@ -20,11 +21,14 @@ SIDES = [
     ("BatchMeterUsage, marketmeter, PostgreSQL, 2 workers", "batch", 2),
     ("BatchMeterUsage scattered, marketmeter, PostgreSQL, 2 workers", "scattered", 2),
     ("BatchMeterUsage, marketmeter, PostgreSQL, 1 worker", "batch", 1),
+    ("MeterUsage, marketmeter, PostgreSQL, 2 workers", "meter", 2),
 ]
 
 
 def main() -> None:
-    args = arguments(__doc__).parse_args()
+    parser = arguments(__doc__)
+    parser.add_argument("--only", help="the pairs whose name contains one of these ('; ')")
+    args = parser.parse_args()
     if not Databases.postgres_installed():
         sys.exit("PostgreSQL is not installed (make test installs it)")
     pairs = [
@@ -40,6 +44,7 @@ def main() -> None:
             ),
         )
         for name, operation, workers in SIDES
+        if not args.only or any(w.strip() and w.strip() in name for w in args.only.split(";"))
     ]
     alternate(pairs, args, labels=("ahead", "one by one"))
 

@@ -1,5 +1,5 @@
-"""`marketmeter` whose PostgreSQL groups send each BatchMeterUsage unit's claim when the
-unit runs — one round trip a unit — rather than all of a group's ahead in one pipeline:
+"""`marketmeter` whose PostgreSQL groups send each unit's first claim when the unit runs
+— one round trip a unit — rather than all of a group's ahead in one pipeline:
 the "before" of `bench/claims_ahead.py`, in the same build.
 
 Run as `python -m bench.without_claims_ahead serve …` (arguments as `marketmeter`'s); the

@@ -14,7 +14,15 @@ import psycopg
 import pytest
 
 from marketmeter.domain.errors import DuplicateRequest
-from marketmeter.domain.ports import ClaimSlots, StoreConflict, StoreUnavailable, Transaction
+from marketmeter.domain.models import ClientTokenEntry
+from marketmeter.domain.ports import (
+    Claiming,
+    ClaimSlots,
+    FirstClaim,
+    StoreConflict,
+    StoreUnavailable,
+    Transaction,
+)
 from marketmeter.domain.usage import usage_report
 from marketmeter.store.factory import open_store
 from marketmeter.store.postgres import PostgresStore
@@ -170,14 +178,34 @@ def test_postgresql_sends_a_groups_batch_claims_ahead_and_answers_them_as_one_by
     ]
     assert store.count_records() == 4
 
+    # MeterUsage's first claims: a record and its ClientToken; the same token again.
+    m1, m2 = make_record(10, dimension="m1"), make_record(11, dimension="m2")
+    t1 = ClientTokenEntry("111122223333", "token-1", "print", m1.record_id, HOUR)
+    t2 = ClientTokenEntry("111122223333", "token-1", "print", m2.record_id, HOUR)
+
+    def metered(record: Any, token: ClientTokenEntry) -> Claiming:
+        first = FirstClaim([record], token)
+        return Claiming(first, lambda tx: tx.claim_slot_and_token(record, token))
+
+    async def meter_group() -> list[Any]:
+        store.group_commit_on(asyncio.get_running_loop())
+        return await asyncio.gather(store.run(metered(m1, t1)), store.run(metered(m2, t2)))
+
+    (one, both_one), (two, both_two) = asyncio.run(meter_group())
+    assert pipelines == 2
+    assert (one.record_id, both_one) == (m1.record_id, True)
+    assert (two.record_id, both_two) == (m2.record_id, False)  # stored, its token taken
+    assert store.find_client_token("111122223333", "token-1") == t1
+    assert store.count_records() == 6
+
     refused = [make_record(7, dimension="nul\x00")]  # PostgreSQL's text holds no NUL
     d, e = [make_record(8, dimension="d1")], [make_record(9, dimension="e1")]
     outcomes = asyncio.run(group(d, refused, e))
-    assert pipelines == 2
+    assert pipelines == 3
     assert [r.record_id for r in outcomes[0]] == [d[0].record_id]
     assert isinstance(outcomes[1], StoreConflict), outcomes[1]
     assert [r.record_id for r in outcomes[2]] == [e[0].record_id]
-    assert store.count_records() == 6
+    assert store.count_records() == 8
     store.close()
 
 

@@ -47,7 +47,7 @@ from marketmeter.domain.models import (
     UsageRecord,
     allocation_identity,
 )
-from marketmeter.domain.ports import ClaimSlots, Store, Transaction
+from marketmeter.domain.ports import Claiming, ClaimSlots, FirstClaim, Store, Transaction
 from marketmeter.domain.timewindow import (
     check_batch_window,
     check_meter_usage_window,
@@ -284,15 +284,18 @@ class Metering:
         token = request.client_token
         fingerprint = _fingerprint(caller, request) if token is not None else ""
 
+        entry = (
+            None
+            if token is None or request.dry_run
+            else ClientTokenEntry(caller.account_id, token, fingerprint, candidate.record_id, now)
+        )
+
         def meter(tx: Transaction) -> str:
             # The usual request: its slot and its ClientToken, claimed together. The rarer
             # answers (a replayed or reused token, a duplicate, a dry run) are decided after,
             # in the order AWS decides them: the token first. A unit that raises leaves
             # nothing behind (the store runs it in a savepoint).
-            if token is not None and not request.dry_run:
-                entry = ClientTokenEntry(
-                    caller.account_id, token, fingerprint, candidate.record_id, now
-                )
+            if entry is not None:
                 occupant, both = tx.claim_slot_and_token(candidate, entry)
                 if both:
                     return candidate.record_id
@@ -323,7 +326,9 @@ class Metering:
             _check_fingerprint(claimed, fingerprint)
             return claimed.record_id
 
-        return Prepared(meter, _same)
+        # (A dry run's claim is not sent ahead: the unit raises, which undoes it.)
+        first = None if request.dry_run else FirstClaim([candidate], entry)
+        return Prepared(Claiming(first, meter), _same)
 
 
 def _check_fingerprint(entry: ClientTokenEntry, fingerprint: str) -> None:

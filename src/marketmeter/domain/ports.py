@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -312,19 +312,36 @@ class Reader(Protocol):
     def admin_token_hash(self) -> str | None: ...
 
 
-class ClaimSlots:
-    """A unit of work that only claims `records`' slots (`tx.claim_slots(records)`), the
-    occupants its result: BatchMeterUsage's. A store that knows what a unit will send may
-    send it ahead, with other units' (PostgreSQL sends a group's claims in one round trip).
-    """
+class FirstClaim(NamedTuple):
+    """The claim a unit of work makes before anything else: `tx.claim_slots(records)`, or
+    with a `token`, `tx.claim_slot_and_token(records[0], token)` (the same objects)."""
 
-    __slots__ = ("records",)
+    records: list[MeteringRecord]
+    token: ClientTokenEntry | None = None
+
+
+class Claiming:
+    """A unit of work whose first claim is known before it runs. A store may send that
+    claim ahead, with other units' (PostgreSQL sends a group's in one round trip), and
+    answer the unit's call from it."""
+
+    __slots__ = ("_run", "first_claim")
+
+    def __init__(self, first_claim: FirstClaim | None, run: Callable[[Transaction], Any]) -> None:
+        self.first_claim = first_claim
+        self._run = run
+
+    def __call__(self, tx: Transaction) -> Any:
+        return self._run(tx)
+
+
+class ClaimSlots(Claiming):
+    """A unit that only claims `records`' slots, the occupants its result: BatchMeterUsage's."""
+
+    __slots__ = ()
 
     def __init__(self, records: list[MeteringRecord]) -> None:
-        self.records = records
-
-    def __call__(self, tx: Transaction) -> list[MeteringRecord]:
-        return tx.claim_slots(self.records)
+        super().__init__(FirstClaim(records), lambda tx: tx.claim_slots(records))
 
 
 class Transaction(Reader, Protocol):

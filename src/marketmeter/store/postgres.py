@@ -35,7 +35,13 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketmeter.domain.models import MeteringRecord
-from marketmeter.domain.ports import ClaimSlots, StoreConflict, StoreUnavailable, Transaction
+from marketmeter.domain.ports import (
+    Claiming,
+    FirstClaim,
+    StoreConflict,
+    StoreUnavailable,
+    Transaction,
+)
 from marketmeter.store.groups import Outcome, Queued, Unit, answer, failed_group
 from marketmeter.store.sql import (
     FoldSchedule,
@@ -55,7 +61,7 @@ from marketmeter.store.sql.changes import (
     current_version,
     publish,
 )
-from marketmeter.store.sql.metering import insert_records_statement
+from marketmeter.store.sql.metering import first_claim_statement
 from marketmeter.store.sql.runner import Dialect, rows_select
 
 log = logging.getLogger("marketmeter.store")
@@ -86,26 +92,27 @@ than sending them as arrays: psycopg dumps a 100,000-row array slowly (catalog a
 
 def _claim_ahead(
     conn: psycopg.Connection[Any], units: list[Unit]
-) -> dict[int, tuple[list[MeteringRecord], set[str]]]:
-    """The inserts of a group's `ClaimSlots` units (BatchMeterUsage), sent together in
-    psycopg's pipeline mode — one round trip, not one a unit — and the ids each stored, by
-    the unit's place in the group. The units then run as always, their claims answered
-    from these (`MeteringWrites.claimed_ahead`). A failure here fails the attempt without
+) -> dict[int, tuple[FirstClaim, list[Any]]]:
+    """The first claims of a group's units (`Claiming`: BatchMeterUsage's records,
+    MeterUsage's record and ClientToken), sent together in psycopg's pipeline mode — one
+    round trip, not one a unit — and the rows each returned, by the unit's place in the
+    group. The units then run as always, their first claims answered from these
+    (`MeteringWrites.claimed_ahead`). A failure here fails the attempt without
     savepoints, which the group then makes with them (and no claims ahead)."""
     claims = [
-        (i, unit.records)
+        (i, claim)
         for i, unit in enumerate(units)
-        if type(unit) is ClaimSlots and unit.records
+        if isinstance(unit, Claiming) and (claim := unit.first_claim) is not None and claim.records
     ]
     if len(claims) < 2 or not _PIPELINE:
         return {}
     sent = []
     try:
         with conn.pipeline():
-            for i, records in claims:
-                sql, params = insert_records_statement("postgresql", records)
-                sent.append((i, records, conn.execute(to_pg(sql), params)))
-        return {i: (records, {row[0] for row in cursor.fetchall()}) for i, records, cursor in sent}
+            for i, claim in claims:
+                sql, params = first_claim_statement(claim)
+                sent.append((i, claim, conn.execute(to_pg(sql), params)))
+        return {i: (claim, cursor.fetchall()) for i, claim, cursor in sent}
     except psycopg.Error as exc:
         raise _UnitFailed() from exc
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from marketmeter.domain.models import ClientTokenEntry, MeteringRecord, SlotKey
-from marketmeter.domain.ports import RecordFilter, StoredRecordRow
+from marketmeter.domain.ports import FirstClaim, RecordFilter, StoredRecordRow
 from marketmeter.domain.quantities import Quantity
 from marketmeter.domain.timewindow import floor_to_hour
 from marketmeter.instants import from_ms, to_ms
@@ -91,6 +91,27 @@ def insert_records_statement(
         width = len(_RECORD_TYPES)
         return _INSERT_RECORDS_PG, [params[i::width] for i in range(width)]
     return _insert_records_sql(len(records)), params
+
+
+def _record_and_token_statement(
+    record: MeteringRecord, entry: ClientTokenEntry
+) -> tuple[str, list[Any]]:
+    account, token, fingerprint, _, created = _token_params(entry)
+    return _INSERT_RECORD_AND_TOKEN_PG, [
+        *_records_params([record]),
+        account,
+        token,
+        fingerprint,
+        created,
+    ]
+
+
+def first_claim_statement(claim: FirstClaim) -> tuple[str, list[Any]]:
+    """PostgreSQL's statement of a unit's first claim (`Claiming`), and its parameters;
+    its rows answer the claim (`MeteringWrites.claimed_ahead`)."""
+    if claim.token is None:
+        return insert_records_statement("postgresql", claim.records)
+    return _record_and_token_statement(claim.records[0], claim.token)
 
 
 def _insert_records(run: Runner, records: list[MeteringRecord]) -> set[str]:
@@ -226,9 +247,23 @@ class MeteringWrites(MeteringReads):
     (`store.sql.usage.add_usage`; most are logged by the database itself, as stored)."""
 
     stored: list[MeteringRecord]
-    claimed_ahead: tuple[list[MeteringRecord], set[str]] | None = None
-    """Records whose insert the store sent ahead (`ClaimSlots`), and the ids it stored:
-    the answer of the `claim_slots` of exactly that list, once."""
+    claimed_ahead: tuple[FirstClaim, list[Any]] | None = None
+    """A unit's first claim that the store sent ahead (`Claiming`), and the rows its
+    statement returned: the answer of that claim when the unit makes it, once."""
+
+    def _answered_ahead(
+        self, records: list[MeteringRecord], token: ClientTokenEntry | None
+    ) -> list[Any] | None:
+        ahead = self.claimed_ahead
+        if ahead is None:
+            return None
+        claim, rows = ahead
+        if claim.token is not token or len(claim.records) != len(records):
+            return None
+        if any(a is not b for a, b in zip(claim.records, records, strict=True)):
+            return None
+        self.claimed_ahead = None
+        return rows
 
     def claim_slot(self, record: MeteringRecord) -> MeteringRecord:
         return self.claim_slots([record])[0]
@@ -239,12 +274,8 @@ class MeteringWrites(MeteringReads):
         if not records:
             return []
         run = self._runner()
-        ahead = self.claimed_ahead
-        if ahead is not None and ahead[0] is records:
-            self.claimed_ahead = None
-            inserted = ahead[1]
-        else:
-            inserted = _insert_records(run, records)
+        ahead = self._answered_ahead(records, None)
+        inserted = _insert_records(run, records) if ahead is None else {r[0] for r in ahead}
         if len(inserted) == len(records):
             self.stored.extend(records)
             return list(records)
@@ -261,10 +292,9 @@ class MeteringWrites(MeteringReads):
             if occupant.record_id != record.record_id:
                 return occupant, False
             return record, run.execute(_INSERT_TOKEN, _token_params(entry)) == 1
-        account, token, fingerprint, _, created = _token_params(entry)
-        stored, claimed = run.fetchone(
-            _INSERT_RECORD_AND_TOKEN_PG,
-            [*_records_params([record]), account, token, fingerprint, created],
+        ahead = self._answered_ahead([record], entry)
+        stored, claimed = (
+            run.fetchone(*_record_and_token_statement(record, entry)) if ahead is None else ahead[0]
         )
         if stored is None:  # the slot is taken
             return _occupants(run, [record])[_slot_params(record.slot)], False
