@@ -17,6 +17,9 @@ from marketmeter.domain.admin_token import token_hash
 from marketmeter.domain.controls import ActiveControls
 from marketmeter.domain.models import AccessKey
 from marketmeter.domain.ports import Store
+from marketmeter.health import PATHS as HEALTH_PATHS
+from marketmeter.health import HealthEndpoints
+from marketmeter.metrics import MetricsEndpoint
 from marketmeter.protocol.endpoint import MeteringEndpoint
 from marketmeter.services import create_service
 from marketmeter.store import open_store
@@ -72,6 +75,8 @@ def create_app(
         SnsEndpoint(cached, service.marketplace),
         DeliveryWorker(deliverer) if settings.deliveries else None,
         follower,
+        HealthEndpoints(cached),
+        MetricsEndpoint(cached.count_pending_deliveries, settings.metrics_token),
     )
 
 
@@ -102,8 +107,8 @@ def app_from_environment() -> Application:
 
 class Application:
     """The ASGI application of a server process: the AWS endpoints (`POST /`), the admin
-    API (`/admin/…`), the console (`/console`), the SNS side (`/sns/…`), and the process's
-    background work, started and stopped with it."""
+    API (`/admin/…`), the console (`/console`), the SNS side (`/sns/…`), `/healthz`,
+    `/readyz` and `/metrics`, and the process's background work, started and stopped with it."""
 
     def __init__(  # noqa: PLR0917
         self,
@@ -113,6 +118,8 @@ class Application:
         sns: SnsEndpoint,
         worker: DeliveryWorker | None,
         follower: ControlsFollower | None,
+        health: HealthEndpoints,
+        metrics: MetricsEndpoint,
     ) -> None:
         self.endpoint = endpoint
         self.service = endpoint.service
@@ -121,6 +128,8 @@ class Application:
         self._sns = sns
         self._worker = worker
         self.follower = follower
+        self._health = health
+        self._metrics = metrics
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -135,6 +144,10 @@ class Application:
             await self.admin(scope, receive, send)
         elif path == "/console" or path.startswith("/console/"):
             await self.console(scope, receive, send)
+        elif path in HEALTH_PATHS:
+            await self._health(scope, receive, send)
+        elif path == "/metrics":
+            await self._metrics(scope, receive, send)
         else:
             await self.endpoint(scope, receive, send)
 

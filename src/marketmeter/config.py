@@ -23,6 +23,8 @@ class Settings:
     """Comma-separated Regions where the API is enabled; empty enables every Region."""
     throttling: bool = False
     log_level: str = "info"
+    log_format: str = "text"
+    """`text` or `json` (one object a line)."""
     test_controls: bool = False
     """Obey the test controls (`marketmeter clock`, `marketmeter faults`)."""
     public_url: str = ""
@@ -32,9 +34,22 @@ class Settings:
     admin_token: str = ""
     """The admin API's bearer token; empty: the one generated on the first start (kept
     hashed in the database)."""
+    metrics_token: str = ""
+    """`GET /metrics` only for this bearer token; empty: open."""
+    tls_cert: str = ""
+    """A PEM certificate (chain) file: serve HTTPS with it and `tls_key`; empty: HTTP."""
+    tls_key: str = ""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def address(self) -> str:
+        """Where this server listens, as a URL."""
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def public_address(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        return self.public_url or self.address()
 
     def service_settings(self) -> ServiceSettings:
         regions = frozenset(r.strip() for r in self.regions.split(",") if r.strip())

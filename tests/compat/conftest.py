@@ -79,12 +79,23 @@ def compat_catalog(keys: dict[str, tuple[str, str, str]]) -> dict[str, Any]:
     return catalog
 
 
-def start_server(database_url: str, directory: Path, *extra_args: str) -> Server:
-    """Apply the compat catalog with the real CLI, then serve it."""
+def start_server(
+    database_url: str, directory: Path, *extra_args: str, ca_file: Path | None = None
+) -> Server:
+    """Apply the compat catalog with the real CLI, then serve it (`ca_file`: over HTTPS,
+    with `--tls-cert` and `--tls-key` among `extra_args`)."""
     keys = compat_keys()
     catalog_path = directory / "catalog.yaml"
     catalog_path.write_text(yaml.safe_dump(compat_catalog(keys)))
-    server = Server(database_url, free_port(), directory, extra_args, keys=keys, fresh=_FRESH)
+    server = Server(
+        database_url,
+        free_port(),
+        directory,
+        extra_args,
+        keys=keys,
+        fresh=_FRESH,
+        ca_file=ca_file,
+    )
     marketmeter("catalog", "apply", "--database", database_url, str(catalog_path))
     server.start()
     return server

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -56,10 +57,17 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     keys: dict[str, tuple[str, str, str]] = field(default_factory=lambda: dict(KEYS))
     fresh: Any = None
+    ca_file: Path | None = None
+    """Serving HTTPS (`--tls-cert`): the CA that signed its certificate."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
+
+    def urlopen(self, request: str | urllib.request.Request, timeout: float = 10) -> Any:
+        """`urllib.request.urlopen`, trusting the server's CA when it serves HTTPS."""
+        context = None if self.ca_file is None else ssl.create_default_context(cafile=self.ca_file)
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
 
     @property
     def kind(self) -> str:
@@ -77,7 +85,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as reply:
+                with self.urlopen(self.url + "/health", timeout=1) as reply:
                     if reply.status == 200:
                         return
             except OSError:
@@ -125,20 +133,24 @@ class Server:
             aws_secret_access_key=secret,
             aws_session_token=SESSION_TOKENS.get(key),
             config=config,
+            verify=str(self.ca_file) if self.ca_file else None,
         )
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Read the server's database directly (what was stored, not what was answered).
-        Placeholders are `?`."""
+        """Read the server's database directly (what was stored, not what was answered), or
+        write it (committed). Placeholders are `?`."""
         if self.kind == "sqlite":
             path = urlsplit(self.database_url).path[1:]
             conn = sqlite3.connect(path)
             try:
-                return list(conn.execute(query, params).fetchall())
+                rows = list(conn.execute(query, params).fetchall())
+                conn.commit()
+                return rows
             finally:
                 conn.close()
         with psycopg.connect(_libpq(self.database_url)) as pg:
-            return [tuple(row) for row in pg.execute(query.replace("?", "%s"), params).fetchall()]
+            cursor = pg.execute(query.replace("?", "%s"), params)
+            return [] if cursor.description is None else [tuple(row) for row in cursor.fetchall()]
 
     def record_count(self) -> int:
         return int(self.sql("SELECT COUNT(*) FROM metering_records")[0][0])

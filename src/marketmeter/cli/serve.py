@@ -15,6 +15,36 @@ from marketmeter.domain.catalog_file import parse_catalog
 from marketmeter.server.runner import run as run_server
 
 
+def check_tls(settings: Settings) -> None:
+    """Both files or neither, and a pair that loads: said now, not by each worker."""
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together: give both, or neither")
+    if not settings.tls_cert:
+        return
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert, settings.tls_key
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise click.UsageError(
+            f"cannot use --tls-cert {settings.tls_cert} with --tls-key {settings.tls_key}: {exc}"
+        ) from exc
+
+
+def without_password(url: str) -> str:
+    """`url` fit for a log: a password in it replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 @click.command()
 @database_option
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MARKETMETER_HOST")
@@ -55,6 +85,14 @@ from marketmeter.server.runner import run as run_server
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
 @click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    envvar="MARKETMETER_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text, or as one JSON object each.",
+)
+@click.option(
     "--test-controls",
     is_flag=True,
     envvar="MARKETMETER_TEST_CONTROLS",
@@ -82,11 +120,31 @@ from marketmeter.server.runner import run as run_server
     "the first start, printed once and kept hashed in the database.",
 )
 @click.option(
+    "--metrics-token",
+    default="",
+    envvar="MARKETMETER_METRICS_TOKEN",
+    show_default=False,
+    help="Answer GET /metrics only with 'Authorization: Bearer <token>'. Default: open.",
+)
+@click.option(
+    "--tls-cert",
+    default="",
+    envvar="MARKETMETER_TLS_CERT",
+    help="Serve HTTPS with this PEM certificate (its chain after it); needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    default="",
+    envvar="MARKETMETER_TLS_KEY",
+    help="The PEM private key of --tls-cert.",
+)
+@click.option(
     "--demo", is_flag=True, help="Load the demo catalog and print credentials and a boto3 snippet."
 )
 def serve(demo: bool, **options: Any) -> None:
-    """Serve the AWS-compatible endpoint (POST /) over HTTP."""
+    """Serve the AWS-compatible endpoint (POST /) over HTTP (or HTTPS)."""
     settings = Settings(**options)
+    check_tls(settings)
     with opened(settings.database_url) as service:  # create and migrate the schema once
         if settings.admin_token:
             check_configured_token(settings.admin_token)
@@ -103,12 +161,11 @@ def serve(demo: bool, **options: Any) -> None:
 
             service.apply_catalog(parse_catalog(demo_catalog()))
             token = service.issue_registration_token(SAAS_PRODUCT, BUYER_ACCOUNT)
-            endpoint = f"http://{settings.host}:{settings.port}"
-            click.echo(banner(endpoint, token.token, settings.database_url))
+            click.echo(banner(settings.address(), token.token, settings.database_url))
     click.echo(
-        f"marketmeter {__version__}: serving http://{settings.host}:{settings.port} "
+        f"marketmeter {__version__}: serving {settings.address()} "
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
-        f"database {settings.database_url})",
+        f"database {without_password(settings.database_url)})",
         err=True,
     )
     run_server(settings)

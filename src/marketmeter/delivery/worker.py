@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from marketmeter import metrics
 from marketmeter.clock import Clock
 from marketmeter.delivery import sns
 from marketmeter.domain.outbox import ATTEMPT_TIMEOUT, Attempt, Delivery, next_attempt, succeeded
@@ -130,6 +131,9 @@ class Deliverer:
         now = self._clock.now()
         delivered = status is not None and succeeded(status)
         retry_at = None if delivered or request is None else next_attempt(delivery, number, now)
+        metrics.delivery_attempted(
+            "delivered" if delivered else ("retrying" if retry_at is not None else "failed")
+        )
         self._store.finish_attempt(
             delivery,
             Attempt(delivery.id, number, now, status, error),

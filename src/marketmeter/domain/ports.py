@@ -311,6 +311,16 @@ class Reader(Protocol):
 
     def admin_token_hash(self) -> str | None: ...
 
+    def count_pending_deliveries(self) -> int:
+        """Notifications not delivered yet and not given up: the outbox's backlog."""
+        ...
+
+    def pending_migrations(self) -> list[str]:
+        """The schema migrations this build knows that the database has not applied (none
+        once this build has opened it: opening migrates it); `StoreUnavailable` when the
+        database cannot be reached."""
+        ...
+
 
 class FirstClaim(NamedTuple):
     """The claim a unit of work makes before anything else: `tx.claim_slots(records)`, or

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from marketmeter import __version__
+from marketmeter import __version__, metrics
 from marketmeter.domain.errors import MeteringError
 from marketmeter.domain.models import AccessKey
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable
@@ -48,6 +49,42 @@ Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
 CONTENT_TYPE = b"application/x-amz-json-1.1"
+
+
+class _Seen:
+    """What is known of a request for its log line: its id and operation, and its
+    caller's account once the signature was checked."""
+
+    __slots__ = ("account", "operation", "request_id")
+
+    def __init__(self, request_id: str, operation: str) -> None:
+        self.request_id = request_id
+        self.operation = operation
+        self.account: str | None = None
+
+    def failed(self, error: WireError, detail: str = "", *, exc_info: bool = False) -> None:
+        """One line per failed request: never its message, headers or body (a message may
+        quote what was signed; see `server/logs.py`). A client's mistake is logged at
+        INFO, the service's failure at ERROR (with `detail`)."""
+        server_side = error.status >= 500
+        log.log(
+            logging.ERROR if server_side else logging.INFO,
+            "request %s %s from %s failed: %s (HTTP %d)%s",
+            self.request_id,
+            self.operation,
+            self.account or "-",
+            error.aws_type,
+            error.status,
+            f": {detail}" if detail else "",
+            exc_info=exc_info,
+            extra={
+                "request_id": self.request_id,
+                "operation": self.operation,
+                "account": self.account,
+                "error_type": error.aws_type,
+                "status": error.status,
+            },
+        )
 
 
 class MeteringEndpoint:
@@ -90,6 +127,24 @@ class MeteringEndpoint:
         if not targets and scope["method"] in ("GET", "HEAD"):
             await self._info(scope, send)
             return
+        started = time.perf_counter()
+        operation = target.rpartition(".")[2] if target in self._operations else "unknown"
+        seen = _Seen(request_id, operation)
+        outcome = await self._answer(scope, receive, send, headers, targets, target, seen)
+        metrics.request_answered(operation, outcome, time.perf_counter() - started)
+
+    async def _answer(  # noqa: PLR0917
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: list[tuple[str, str]],
+        targets: list[str],
+        target: str | None,
+        seen: _Seen,
+    ) -> str:
+        """Answer the request; its outcome: "ok", or the error's `__type`."""
+        request_id = seen.request_id
         try:
             if len(targets) > 1:
                 raise unknown_operation(", ".join(targets))
@@ -107,41 +162,49 @@ class MeteringEndpoint:
                 body=body,
             )
             if self._inline or (self._grouping and self._groups(target)):
-                payload = await self._handle_on_loop(request, target)
+                payload = await self._handle_on_loop(request, target, seen)
             else:
                 loop = asyncio.get_running_loop()
-                payload = await loop.run_in_executor(self._executor, self._handle, request, target)
+                payload = await loop.run_in_executor(
+                    self._executor, self._handle, request, target, seen
+                )
             await _respond(send, 200, orjson.dumps(payload), request_id)
+            return "ok"
         except ProtocolError as exc:
-            await _respond_error(send, WireError(exc.aws_type, exc.status, exc.message), request_id)
+            error = WireError(exc.aws_type, exc.status, exc.message)
         except RequestNotReadable as exc:  # a member of the wrong JSON type, or no JSON at all
-            error = serialization_error(str(exc))
-            await _respond_error(send, WireError(error.aws_type, 400, error.message), request_id)
+            readable = serialization_error(str(exc))
+            error = WireError(readable.aws_type, 400, readable.message)
         except MeteringError as exc:
-            await _respond_error(send, wire_error(exc), request_id)
+            error = wire_error(exc)
         except StoreConflict as exc:
-            await _respond_error(
-                send,
-                WireError("ValidationException", 400, f"The request cannot be stored: {exc}"),
-                request_id,
-            )
+            error = WireError("ValidationException", 400, f"The request cannot be stored: {exc}")
         except StoreUnavailable as exc:
-            log.warning("request %s: store unavailable: %s", request_id, exc)
+            seen.failed(INTERNAL_ERROR, f"store unavailable: {exc}")
             await _respond_error(send, INTERNAL_ERROR, request_id)
+            return INTERNAL_ERROR.aws_type
         except Exception:
-            log.exception("request %s failed", request_id)
+            seen.failed(INTERNAL_ERROR, "unexpected error", exc_info=True)
             await _respond_error(send, INTERNAL_ERROR, request_id)
+            return INTERNAL_ERROR.aws_type
+        seen.failed(error)
+        await _respond_error(send, error, request_id)
+        return error.aws_type
 
-    def _handle(self, request: SignedRequest, target: str | None) -> dict[str, Any]:
+    def _handle(self, request: SignedRequest, target: str | None, seen: _Seen) -> dict[str, Any]:
         """Runs on a worker thread: authenticate, decode, call the domain."""
         caller = self._auth.authenticate(request)
+        seen.account = caller.account_id
         return self._operation(target).invoke(self.service, caller, request.body)
 
-    async def _handle_on_loop(self, request: SignedRequest, target: str | None) -> dict[str, Any]:
+    async def _handle_on_loop(
+        self, request: SignedRequest, target: str | None, seen: _Seen
+    ) -> dict[str, Any]:
         """`_handle` on the event loop, for a store whose work is brief and local (SQLite),
         or for an operation whose claims the store groups (PostgreSQL): checks here, and
         the claims run by the store with others (group commit)."""
         caller = self._auth.authenticate(request)
+        seen.account = caller.account_id
         return await self._operation(target).invoke_async(self.service, caller, request.body)
 
     def _groups(self, target: str | None) -> bool:

@@ -7,8 +7,16 @@ its application with `marketmeter.app:app_from_environment`.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from marketmeter.config import Settings
+from marketmeter.metrics import MULTIPROCESS_DIR
+from marketmeter.server.logs import log_config
 
 APP_FACTORY = "marketmeter.app:app_from_environment"
 HTTP_PROTOCOL = "marketmeter.server.one_write:OneWriteHttpToolsProtocol"
@@ -19,6 +27,33 @@ def run(settings: Settings) -> None:
     import uvicorn
 
     os.environ.update(settings.to_environment())
+    with metrics_directory():
+        _serve(uvicorn, settings)
+
+
+@contextmanager
+def metrics_directory() -> Iterator[Path]:
+    """Where the processes' metrics meet (`metrics.py`): `PROMETHEUS_MULTIPROC_DIR` if set
+    (emptied of an earlier run's files first), else a directory made for this run and
+    removed after it."""
+    given = os.environ.get(MULTIPROCESS_DIR)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield directory
+        return
+    directory = Path(tempfile.mkdtemp(prefix="marketmeter-metrics-"))
+    os.environ[MULTIPROCESS_DIR] = str(directory)
+    try:
+        yield directory
+    finally:
+        del os.environ[MULTIPROCESS_DIR]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _serve(uvicorn: Any, settings: Settings) -> None:
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -26,9 +61,12 @@ def run(settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level, settings.log_format),
         loop="auto",  # uvloop where installed
         http=HTTP_PROTOCOL,
         access_log=False,
         server_header=False,
         lifespan="on",
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )

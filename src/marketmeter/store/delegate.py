@@ -183,6 +183,12 @@ class DelegatingStore:
     def admin_token_hash(self) -> str | None:
         return self.inner.admin_token_hash()
 
+    def pending_migrations(self) -> list[str]:
+        return self.inner.pending_migrations()
+
+    def count_pending_deliveries(self) -> int:
+        return self.inner.count_pending_deliveries()
+
     def claim_deliveries(self, now: datetime, limit: int, lease: float) -> list[Delivery]:
         return self.inner.claim_deliveries(now, limit, lease)
 

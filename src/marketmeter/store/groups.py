@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from marketmeter import metrics
 from marketmeter.domain.ports import StoreConflict, StoreUnavailable, Transaction
 
 Unit = Callable[[Transaction], Any]
@@ -35,4 +36,6 @@ def failed_group(exc: BaseException, size: int, database: str) -> list[Outcome]:
         if isinstance(exc, StoreUnavailable | StoreConflict)
         else StoreUnavailable(f"{database}: {exc!r}")
     )
+    kind = "conflict" if isinstance(failure, StoreConflict) else "unavailable"
+    metrics.group_failed(database.lower(), kind)
     return [(failure, False)] * size

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from marketmeter import metrics
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import (
     Claiming,
@@ -324,6 +326,7 @@ class PostgresStore(SqlReader, OutboxStore):
 
     def _group_transaction(self, units: list[Unit], *, savepoints: bool) -> list[Outcome]:
         outcomes: list[Outcome] = []
+        started = time.perf_counter()
         with (
             translate_errors(),
             self._pool.connection(self._timeout) as conn,
@@ -361,6 +364,8 @@ class PostgresStore(SqlReader, OutboxStore):
                 watch.announce(version)
         if self.folds.appended(appended):
             self._fold_soon()
+        seconds = time.perf_counter() - started
+        metrics.group_committed("postgresql", len(units), seconds, len(stored))
         return outcomes
 
     def _fold_soon(self) -> None:

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from marketmeter import metrics
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import CatalogChange, StoreConflict, StoreUnavailable, Transaction
 from marketmeter.store.groups import Outcome, Queued, Unit, answer, failed_group
@@ -223,6 +224,7 @@ class SqliteStore(SqlReader, OutboxStore):
         unit's own error is answered only after the commit too: it may rest on rows of
         this group. If the group fails, every unit gets a retryable error."""
         answers: list[Outcome] = []
+        started = time.perf_counter()
         try:
             with self._exclusive(), translate_errors():
                 conn = self._writer
@@ -253,6 +255,7 @@ class SqliteStore(SqlReader, OutboxStore):
                     _end_transaction(conn)
         except BaseException as exc:
             return failed_group(exc, len(units), "SQLite")
+        metrics.group_committed("sqlite", len(units), time.perf_counter() - started, len(stored))
         return answers
 
     @contextmanager

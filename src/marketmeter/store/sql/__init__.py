@@ -20,7 +20,7 @@ from marketmeter.store.sql.metering import (
     record_from_row,
     records_query,
 )
-from marketmeter.store.sql.migrate import migrate
+from marketmeter.store.sql.migrate import SchemaReads, migrate
 from marketmeter.store.sql.outbox import OutboxReads, OutboxStore, OutboxWrites
 from marketmeter.store.sql.runner import Runner
 from marketmeter.store.sql.usage import (
@@ -32,7 +32,9 @@ from marketmeter.store.sql.usage import (
 )
 
 
-class SqlReader(CatalogReads, MeteringReads, EntitlementReads, OutboxReads, UsageReads):
+class SqlReader(
+    CatalogReads, MeteringReads, EntitlementReads, OutboxReads, UsageReads, SchemaReads
+):
     """The `Reader` methods, run by `self._runner()`."""
 
 

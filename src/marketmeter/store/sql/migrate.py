@@ -14,6 +14,22 @@ rollups of version 6 are filled from the records already stored through their lo
 version 7 makes. (A database already at 6 keeps its rollups: they are exact.)"""
 
 
+class SchemaReads:
+    """What the database's schema lacks, run by `self._runner()`."""
+
+    def _runner(self) -> Runner:
+        raise NotImplementedError
+
+    def pending_migrations(self) -> list[str]:
+        run = self._runner()
+        applied = {row[0] for row in run.fetchall("SELECT version FROM schema_migrations", ())}
+        return [
+            f"{m.version:04d}_{m.name}"
+            for m in migrations_for(run.dialect)
+            if m.version not in applied
+        ]
+
+
 def migrate(runner: Runner) -> None:
     """Apply the dialect's migrations not applied yet, in order, inside the caller's
     transaction (which holds the lock that keeps other processes from doing the same)."""

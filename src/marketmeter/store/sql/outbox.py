@@ -96,6 +96,12 @@ class OutboxReads:
             out[row[0]].append(Attempt(row[0], row[1], from_ms(row[2]), row[3], row[4]))
         return out
 
+    def count_pending_deliveries(self) -> int:
+        row = self._runner().fetchone(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'", ()
+        )
+        return int(row[0])
+
     def get_delivery(self, delivery_id: str) -> Delivery | None:
         row = self._runner().fetchone(
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
