@@ -36,6 +36,10 @@ class Settings:
     hashed in the database)."""
     metrics_token: str = ""
     """`GET /metrics` only for this bearer token; empty: open."""
+    request_timeout: float = 10.0
+    """Seconds a client has to send a request's headers, and again its body."""
+    max_connections: int = 10_000
+    """Connections (and requests in progress) a process serves at once; past it, 503."""
     tls_cert: str = ""
     """A PEM certificate (chain) file: serve HTTPS with it and `tls_key`; empty: HTTP."""
     tls_key: str = ""
@@ -81,6 +85,8 @@ class Settings:
                 values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
             elif isinstance(default, int):
                 values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
             else:
                 values[f.name] = raw
         return cls(**values)  # type: ignore[arg-type]

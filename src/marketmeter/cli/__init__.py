@@ -31,6 +31,8 @@ COMMANDS = {
     "usage": "usage:usage",
     "keys": "catalog:keys",
     "agent": "agent:agent",
+    "backup": "backup:backup",
+    "restore": "backup:restore",
 }
 """Each command and its `module:name` under marketmeter.cli: a command's module is imported
 when the command runs (or help lists it), so `serve` starts without loading the agent's

@@ -127,6 +127,23 @@ def without_password(url: str) -> str:
     help="Answer GET /metrics only with 'Authorization: Bearer <token>'. Default: open.",
 )
 @click.option(
+    "--request-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    envvar="MARKETMETER_REQUEST_TIMEOUT",
+    help="Seconds a client has to send a request's headers, and again its body; a slower "
+    "one is disconnected.",
+)
+@click.option(
+    "--max-connections",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="MARKETMETER_MAX_CONNECTIONS",
+    help="Connections (and requests in progress) each process serves at once; past it, HTTP 503.",
+)
+@click.option(
     "--tls-cert",
     default="",
     envvar="MARKETMETER_TLS_CERT",

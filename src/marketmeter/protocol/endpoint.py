@@ -51,6 +51,15 @@ MAX_BODY_BYTES = 1024 * 1024
 CONTENT_TYPE = b"application/x-amz-json-1.1"
 
 
+DISCONNECTED = "disconnected"
+"""The outcome of a request whose client went away (or was cut off: `server/one_write.py`)
+before its body ended: nothing answered, nothing done."""
+
+
+class _ClientGone(Exception):
+    pass
+
+
 class _Seen:
     """What is known of a request for its log line: its id and operation, and its
     caller's account once the signature was checked."""
@@ -170,6 +179,13 @@ class MeteringEndpoint:
                 )
             await _respond(send, 200, orjson.dumps(payload), request_id)
             return "ok"
+        except _ClientGone:
+            log.info(
+                "request %s: the client went away before sending all of it",
+                request_id,
+                extra={"request_id": request_id, "operation": seen.operation},
+            )
+            return DISCONNECTED
         except ProtocolError as exc:
             error = WireError(exc.aws_type, exc.status, exc.message)
         except RequestNotReadable as exc:  # a member of the wrong JSON type, or no JSON at all
@@ -230,8 +246,8 @@ class MeteringEndpoint:
         size = 0
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                break
+            if message["type"] == "http.disconnect":  # before the body ended: not a request
+                raise _ClientGone()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body:

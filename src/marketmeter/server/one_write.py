@@ -12,11 +12,20 @@ A response that streams (`more_body`) gets its head with its first chunk; the ch
 after it go out as they come, untouched. `Content-Length` and every other rule of
 uvicorn's own `send` still apply: the held messages are passed to it, only its writes are
 gathered. Nothing here depends on the application.
+
+It also gives a client a deadline for each request it sends (`MARKETMETER_REQUEST_TIMEOUT`
+seconds, 10 by default): one for its headers — from the connection's start, or from the
+request's first byte — and one more for its body. A client that sends either more slowly
+(slowloris), or opens a connection and sends nothing, is disconnected then; uvicorn has
+no such deadline (its keep-alive timeout is reset by every byte that comes). While the
+application works on a request, no deadline runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from functools import cache
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -24,11 +33,54 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 Message = Any
 
 
+REQUEST_TIMEOUT_VARIABLE = "MARKETMETER_REQUEST_TIMEOUT"
+
+
+@cache
+def request_timeout() -> float:
+    """Seconds a client has for a request's headers, and again for its body."""
+    return float(os.environ.get(REQUEST_TIMEOUT_VARIABLE) or 10)
+
+
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     """Pass as `uvicorn.run(..., http=OneWriteHttpToolsProtocol)` (or its import path)."""
 
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()  # the first request's headers
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()  # this request's headers, from its first byte
+
+    def on_message_complete(self) -> None:
+        self._disarm()  # all of it came: the application's turn
+        super().on_message_complete()
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(request_timeout(), self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()  # (a request cut off: its application sees a disconnect)
+
     def on_headers_complete(self) -> None:
         previous = self.cycle
+        self._arm()  # its body, if one comes (`on_message_complete` disarms)
         super().on_headers_complete()
         if self.cycle is not previous:
             # uvicorn makes the cycle by its own class's name; the request's task is

@@ -27,8 +27,21 @@ def run(settings: Settings) -> None:
     import uvicorn
 
     os.environ.update(settings.to_environment())
+    allow_open_files(settings.max_connections + 256)
     with metrics_directory():
         _serve(uvicorn, settings)
+
+
+def allow_open_files(wanted: int) -> None:
+    """Raise this process's (and its workers') limit of open files towards `wanted`, as
+    far as the hard limit allows: each connection is one, and the usual soft limit (1024)
+    would refuse connections long before `--max-connections`."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 @contextmanager
@@ -67,6 +80,7 @@ def _serve(uvicorn: Any, settings: Settings) -> None:
         access_log=False,
         server_header=False,
         lifespan="on",
+        limit_concurrency=settings.max_connections,
         ssl_certfile=settings.tls_cert or None,
         ssl_keyfile=settings.tls_key or None,
     )

@@ -1,0 +1,93 @@
+"""Clients that send their headers or body slowly, open connections and send nothing, or
+send an endless chunked body, cannot stop a server from answering others: it cuts each
+off after its deadline (`--request-timeout`), ends an endless body at 1 MB with 413, and
+meanwhile answers the normal traffic within twice its unloaded p99 latency."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.compat.conftest import Fresh, recent, start_server
+from tests.compat.server import Server
+from tests.factories import SAAS
+
+pytestmark = pytest.mark.compat
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 2.0  # the server's --request-timeout
+REQUESTS = 200
+
+
+def p99(server: Server, batch: dict[str, Any]) -> float:
+    """The normal traffic: one seller sending (and re-sending) a batch, one at a time."""
+    client = server.client()
+    client.batch_meter_usage(**batch)  # a connection open, the record stored
+    took = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        out = client.batch_meter_usage(**batch)
+        took.append(time.perf_counter() - started)
+        assert out["Results"][0]["Status"] == "Success"
+    return sorted(took)[int(REQUESTS * 0.99) - 1]
+
+
+def test_slow_idle_and_endless_clients_do_not_slow_the_others(
+    tmp_path_factory: pytest.TempPathFactory, fresh: Fresh
+) -> None:
+    directory = tmp_path_factory.mktemp("slow")
+    url = f"sqlite:///{directory / 'slow.db'}"
+    server = start_server(url, directory, "--request-timeout", str(TIMEOUT))
+    account, _ = fresh.customer()
+    record = {
+        "Timestamp": recent(),
+        "CustomerAWSAccountId": account,
+        "Dimension": "users",
+        "Quantity": 1,
+    }
+    batch = {"ProductCode": SAAS, "UsageRecords": [record]}
+    report = directory / "slow-clients.json"
+    try:
+        unloaded = p99(server, batch)
+        attack = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.compat.slow_clients",
+                str(server.port),
+                str(report),
+                "--idle",
+                "300",
+                "--slowloris",
+                "150",
+                "--slow-body",
+                "50",
+                "--endless",
+                "2",
+                "--seconds",
+                str(TIMEOUT * 3),
+            ],
+            cwd=ROOT,
+        )
+        time.sleep(0.5)  # connected, trickling
+        loaded = p99(server, batch)
+        assert attack.wait(timeout=60) == 0
+    finally:
+        server.stop()
+    found = json.loads(report.read_text())
+    assert loaded <= 2 * unloaded, (loaded, unloaded, found)
+    for kind in ("idle", "slowloris", "slow_body"):
+        clients = found[kind]
+        assert clients["failed_to_run"] == [], clients
+        # every one cut off by the server, none later than its deadlines allow
+        assert clients["closed_by_server"] == clients["clients"], (kind, clients)
+        assert clients["longest_open"] < 2 * TIMEOUT + 1.0, (kind, clients)
+    endless = found["endless"]
+    assert endless["closed_by_server"] == endless["clients"], endless
+    assert endless["statuses"] == ["HTTP/1.1 413 Request Entity Too Large"], endless
