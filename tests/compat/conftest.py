@@ -80,7 +80,11 @@ def compat_catalog(keys: dict[str, tuple[str, str, str]]) -> dict[str, Any]:
 
 
 def start_server(
-    database_url: str, directory: Path, *extra_args: str, ca_file: Path | None = None
+    database_url: str,
+    directory: Path,
+    *extra_args: str,
+    ca_file: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """Apply the compat catalog with the real CLI, then serve it (`ca_file`: over HTTPS,
     with `--tls-cert` and `--tls-key` among `extra_args`)."""
@@ -95,8 +99,9 @@ def start_server(
         keys=keys,
         fresh=_FRESH,
         ca_file=ca_file,
+        env=env or {},
     )
-    marketmeter("catalog", "apply", "--database", database_url, str(catalog_path))
+    marketmeter("catalog", "apply", "--database", database_url, str(catalog_path), env=env)
     server.start()
     return server
 

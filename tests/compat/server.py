@@ -59,6 +59,8 @@ class Server:
     fresh: Any = None
     ca_file: Path | None = None
     """Serving HTTPS (`--tls-cert`): the CA that signed its certificate."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables of the server process, beyond this one's."""
 
     @property
     def url(self) -> str:
@@ -110,6 +112,7 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **self.env},
         )
 
     def stop(self) -> None:

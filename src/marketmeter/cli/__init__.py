@@ -33,6 +33,7 @@ COMMANDS = {
     "agent": "agent:agent",
     "backup": "backup:backup",
     "restore": "backup:restore",
+    "secrets": "secrets:secrets",
 }
 """Each command and its `module:name` under marketmeter.cli: a command's module is imported
 when the command runs (or help lists it), so `serve` starts without loading the agent's

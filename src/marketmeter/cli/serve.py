@@ -33,6 +33,22 @@ def check_tls(settings: Settings) -> None:
         ) from exc
 
 
+def check_secret_key() -> None:
+    """A configured key that is not one is an error now; none at all, a warning."""
+    from marketmeter.store import secrets
+
+    try:
+        box = secrets.configured()
+    except secrets.SecretKeyError as exc:
+        raise click.UsageError(str(exc)) from None
+    if box.current is None:
+        click.echo(
+            f"warning: no {secrets.KEY_VARIABLE}: secret keys are stored unencrypted "
+            "(`marketmeter secrets generate` makes a key; docs/operations.md)",
+            err=True,
+        )
+
+
 def without_password(url: str) -> str:
     """`url` fit for a log: a password in it replaced by ***."""
     from urllib.parse import urlsplit, urlunsplit
@@ -162,6 +178,7 @@ def serve(demo: bool, **options: Any) -> None:
     """Serve the AWS-compatible endpoint (POST /) over HTTP (or HTTPS)."""
     settings = Settings(**options)
     check_tls(settings)
+    check_secret_key()
     with opened(settings.database_url) as service:  # create and migrate the schema once
         if settings.admin_token:
             check_configured_token(settings.admin_token)

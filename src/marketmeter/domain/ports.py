@@ -378,6 +378,11 @@ class Transaction(Reader, Protocol):
         stored. (One statement where the database allows: MeterUsage's usual request.)"""
         ...
 
+    def reseal_secrets(self) -> int:
+        """Every stored secret (secret access keys, signing keys, the SNS key) encrypted
+        under the store's current key, if it was not already; how many were."""
+        ...
+
     def clear_marketplace(self) -> None:
         """Delete everything but the schema, the first signing key of each product and the
         SNS key: accounts, keys, products, subscriptions, records, tokens, entitlements,

@@ -26,6 +26,7 @@ from marketmeter.domain.models import (
 )
 from marketmeter.domain.ports import CatalogChange, CustomerSubscriptions
 from marketmeter.instants import from_ms, to_ms
+from marketmeter.store import secrets
 from marketmeter.store.codec import dump_json, opt_from_ms, opt_to_ms
 from marketmeter.store.sql.runner import Runner, any_of
 
@@ -228,7 +229,8 @@ class CatalogReads:
         )
         if row is None:
             return None
-        return SigningKey(row[0], row[1], row[2], row[3], from_ms(row[4]))
+        private = secrets.configured().open(row[2], _signing_place(row[0], row[1]))
+        return SigningKey(row[0], row[1], private, row[3], from_ms(row[4]))
 
     def latest_signing_key_version(self, product_code: str) -> int | None:
         row = self._one(
@@ -289,12 +291,13 @@ class CatalogWrites(CatalogReads):
 
     def upsert_access_keys(self, keys: Sequence[AccessKey]) -> None:
         latest = {k.access_key_id: k for k in keys}
+        sealed = secrets.configured()
         self._upsert(
             _ACCESS_KEYS,
             [
                 (
                     k.access_key_id,
-                    k.secret_access_key,
+                    sealed.seal(k.secret_access_key, _secret_place(k.access_key_id)),
                     k.account_id,
                     k.session_token,
                     opt_to_ms(k.expires_at),
@@ -352,6 +355,43 @@ class CatalogWrites(CatalogReads):
     def upsert_account(self, account: Account) -> None:
         self.upsert_accounts([account])
 
+    def reseal_secrets(self) -> int:
+        """Every stored secret that is plain, or under another key than the current one,
+        encrypted under the current key (`marketmeter secrets rotate`); how many."""
+        run = self._runner()
+        box = secrets.configured()
+        done = 0
+        for key_id_, stored in run.fetchall(
+            "SELECT access_key_id, secret_access_key FROM access_keys", ()
+        ):
+            if box.needs_sealing(stored):
+                where = _secret_place(key_id_)
+                run.execute(
+                    "UPDATE access_keys SET secret_access_key = ? WHERE access_key_id = ?",
+                    (box.seal(box.open(stored, where), where), key_id_),
+                )
+                done += 1
+        for product, version, stored in run.fetchall(
+            "SELECT product_code, version, private_pem FROM signing_keys", ()
+        ):
+            if box.needs_sealing(stored):
+                where = _signing_place(product, version)
+                run.execute(
+                    "UPDATE signing_keys SET private_pem = ? "
+                    "WHERE product_code = ? AND version = ?",
+                    (box.seal(box.open(stored, where), where), product, version),
+                )
+                done += 1
+        for (stored,) in run.fetchall("SELECT private_pem FROM sns_keys", ()):
+            if box.needs_sealing(stored):
+                where = secrets.place("sns_keys", "private_pem", "1")
+                run.execute(
+                    "UPDATE sns_keys SET private_pem = ? WHERE id = 1",
+                    (box.seal(box.open(stored, where), where),),
+                )
+                done += 1
+        return done
+
     def upsert_access_key(self, key: AccessKey) -> None:
         self.upsert_access_keys([key])
 
@@ -365,7 +405,15 @@ class CatalogWrites(CatalogReads):
         changed = self._runner().execute(
             "INSERT INTO signing_keys (product_code, version, private_pem, public_pem, "
             "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (product_code, version) DO NOTHING",
-            (key.product_code, key.version, key.private_pem, key.public_pem, to_ms(key.created_at)),
+            (
+                key.product_code,
+                key.version,
+                secrets.configured().seal(
+                    key.private_pem, _signing_place(key.product_code, key.version)
+                ),
+                key.public_pem,
+                to_ms(key.created_at),
+            ),
         )
         if changed == 1:
             self.changes.append(CatalogChange("product", key.product_code))
@@ -454,7 +502,16 @@ _SUBSCRIPTIONS = _Table(
 
 def _access_key(row: Any) -> AccessKey:
     actions = None if row[7] is None else frozenset(orjson.loads(row[7]))
-    return AccessKey(row[0], row[1], row[2], row[3], opt_from_ms(row[4]), row[5], row[6], actions)
+    secret = secrets.configured().open(row[1], _secret_place(row[0]))
+    return AccessKey(row[0], secret, row[2], row[3], opt_from_ms(row[4]), row[5], row[6], actions)
+
+
+def _secret_place(access_key_id: str) -> str:
+    return secrets.place("access_keys", "secret_access_key", access_key_id)
+
+
+def _signing_place(product_code: str, version: int) -> str:
+    return secrets.place("signing_keys", "private_pem", f"{product_code}/{version}")
 
 
 _prices = msgspec.json.Encoder()

@@ -21,6 +21,7 @@ from marketmeter.domain.outbox import Attempt, Delivery
 from marketmeter.domain.ports import CatalogChange
 from marketmeter.domain.targets import EventTarget, Webhook
 from marketmeter.instants import from_ms, to_ms
+from marketmeter.store import secrets
 from marketmeter.store.codec import dump_json, opt_from_ms, opt_to_ms
 from marketmeter.store.sql.runner import Runner, any_of
 
@@ -110,7 +111,7 @@ class OutboxReads:
 
     def get_sns_key(self) -> tuple[str, str] | None:
         row = self._runner().fetchone("SELECT private_pem, cert_pem FROM sns_keys WHERE id = 1", ())
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (secrets.configured().open(row[0], SNS_PLACE), row[1])
 
     def admin_token_hash(self) -> str | None:
         row = self._runner().fetchone("SELECT token_hash FROM admin_token WHERE id = 1", ())
@@ -234,7 +235,7 @@ class OutboxWrites(OutboxReads):
         self._runner().execute(
             "INSERT INTO sns_keys (id, private_pem, cert_pem) VALUES (1, ?, ?) "
             "ON CONFLICT (id) DO NOTHING",
-            (private_pem, cert_pem),
+            (secrets.configured().seal(private_pem, SNS_PLACE), cert_pem),
         )
         kept = self.get_sns_key()
         assert kept is not None
@@ -327,6 +328,9 @@ class OutboxWrites(OutboxReads):
                 delivery.id,
             ),
         )
+
+
+SNS_PLACE = secrets.place("sns_keys", "private_pem", "1")
 
 
 class OutboxStore:
