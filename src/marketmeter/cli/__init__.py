@@ -34,6 +34,7 @@ COMMANDS = {
     "backup": "backup:backup",
     "restore": "backup:restore",
     "secrets": "secrets:secrets",
+    "doctor": "doctor:doctor",
 }
 """Each command and its `module:name` under marketmeter.cli: a command's module is imported
 when the command runs (or help lists it), so `serve` starts without loading the agent's
