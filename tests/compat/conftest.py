@@ -19,6 +19,7 @@ import yaml
 from tests.compat.node import Node, node_with_packages
 from tests.compat.server import SESSION_TOKENS, Server, free_port, marketmeter
 from tests.factories import BUYER, KEYS, SAAS, SELLER, make_catalog
+from tests.postgres import TemporaryPostgres, find_bindir
 
 POOL = 1000  # customers and buyer keys available to hand out
 
@@ -104,6 +105,18 @@ def start_server(
     marketmeter("catalog", "apply", "--database", database_url, str(catalog_path), env=env)
     server.start()
     return server
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[TemporaryPostgres]:
+    """A cluster of this test's own: stopping it must not disturb other tests' servers."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb): PostgreSQL tests skipped")
+    pg = TemporaryPostgres(bindir)
+    pg.start()
+    yield pg
+    pg.stop()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

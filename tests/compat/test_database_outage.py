@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,23 +15,11 @@ from botocore.exceptions import ClientError
 
 from tests.compat.conftest import Fresh, start_server
 from tests.compat.test_crash import Request, plan
-from tests.postgres import TemporaryPostgres, find_bindir
+from tests.postgres import TemporaryPostgres
 
 pytestmark = pytest.mark.compat
 
 QUICK = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=15)
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[TemporaryPostgres]:
-    """A cluster of this test's own: stopping it must not disturb other tests' servers."""
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed (no initdb): PostgreSQL tests skipped")
-    pg = TemporaryPostgres(bindir)
-    pg.start()
-    yield pg
-    pg.stop()
 
 
 def test_postgresql_outage_under_load(

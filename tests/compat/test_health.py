@@ -7,14 +7,13 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from email.message import Message
 
 import pytest
 
 from tests.compat.conftest import start_server
 from tests.compat.server import Server
-from tests.postgres import TemporaryPostgres, find_bindir
+from tests.postgres import TemporaryPostgres
 
 pytestmark = pytest.mark.compat
 
@@ -55,18 +54,6 @@ def test_a_database_missing_a_migration_is_not_ready(server: Server) -> None:
         server.sql("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name))
     assert get(server, "/readyz")[::2] == (200, {"status": "ready"})
     assert f"{version:04d}_{name}" in server.log_path.read_text()  # the detail is logged
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[TemporaryPostgres]:
-    """A cluster of this test's own: stopping it must not disturb other tests' servers."""
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed (no initdb): PostgreSQL tests skipped")
-    pg = TemporaryPostgres(bindir)
-    pg.start()
-    yield pg
-    pg.stop()
 
 
 def test_a_stopped_postgresql_is_not_ready_and_a_started_one_is_again(
