@@ -28,14 +28,21 @@ HEAD = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSMPMeteringServic
 
 
 async def _closed_by_server(reader: asyncio.StreamReader, until: float) -> bytes | None:
-    """What the server sent before closing, or None if it kept the connection open."""
-    try:
-        data = await asyncio.wait_for(reader.read(), timeout=max(0.0, until - time.monotonic()))
-    except TimeoutError:
-        return None
-    except ConnectionError:
-        return b""
-    return data
+    """What the server sent before closing (or resetting) the connection, or None if it
+    kept it open."""
+    got = bytearray()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(
+                reader.read(65536), timeout=max(0.0, until - time.monotonic())
+            )
+        except TimeoutError:
+            return None
+        except ConnectionError:
+            return bytes(got)
+        if not chunk:
+            return bytes(got)
+        got += chunk
 
 
 async def idle(port: int, until: float) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Clients that send their headers or body slowly, open connections and send nothing, or
 send an endless chunked body, cannot stop a server from answering others: it cuts each
 off after its deadline (`--request-timeout`), ends an endless body at 1 MB with 413, and
-meanwhile answers the normal traffic within twice its unloaded p99 latency."""
+meanwhile answers every request of a normal client. (How much slower those answers are
+is measured in `bench/slow_clients.py`, not asserted here: speed is never asserted in a
+test — see docs/performance.md.)"""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ REQUESTS = 200
 
 
 def p99(server: Server, batch: dict[str, Any]) -> float:
-    """The normal traffic: one seller sending (and re-sending) a batch, one at a time."""
+    """The normal traffic: one seller sending (and re-sending) a batch, one at a time, each
+    answered Success (no retries: a failure fails the test); the p99 of its latencies."""
     client = server.client()
     client.batch_meter_usage(**batch)  # a connection open, the record stored
     took = []
@@ -38,7 +41,7 @@ def p99(server: Server, batch: dict[str, Any]) -> float:
     return sorted(took)[int(REQUESTS * 0.99) - 1]
 
 
-def test_slow_idle_and_endless_clients_do_not_slow_the_others(
+def test_slow_idle_and_endless_clients_are_cut_off_and_the_others_answered(
     tmp_path_factory: pytest.TempPathFactory, fresh: Fresh
 ) -> None:
     directory = tmp_path_factory.mktemp("slow")
@@ -81,7 +84,7 @@ def test_slow_idle_and_endless_clients_do_not_slow_the_others(
     finally:
         server.stop()
     found = json.loads(report.read_text())
-    assert loaded <= 2 * unloaded, (loaded, unloaded, found)
+    print(f"normal traffic p99: {unloaded * 1000:.1f} ms alone, {loaded * 1000:.1f} ms attacked")
     for kind in ("idle", "slowloris", "slow_body"):
         clients = found[kind]
         assert clients["failed_to_run"] == [], clients
@@ -91,3 +94,4 @@ def test_slow_idle_and_endless_clients_do_not_slow_the_others(
     endless = found["endless"]
     assert endless["closed_by_server"] == endless["clients"], endless
     assert endless["statuses"] == ["HTTP/1.1 413 Request Entity Too Large"], endless
+    assert endless["longest_open"] < TIMEOUT, endless  # ended by the 413, not the deadline

@@ -311,6 +311,7 @@ async def _respond(
 
 async def _respond_error(send: Send, error: WireError, request_id: str) -> None:
     body = orjson.dumps({"__type": error.aws_type, "message": error.message})
-    await _respond(
-        send, error.status, body, request_id, [(b"x-amzn-errortype", error.aws_type.encode())]
-    )
+    extra = [(b"x-amzn-errortype", error.aws_type.encode())]
+    if error.status == 413:  # the rest of the body is not read: the connection ends here
+        extra.append((b"connection", b"close"))
+    await _respond(send, error.status, body, request_id, extra)
