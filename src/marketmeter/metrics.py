@@ -84,6 +84,13 @@ class _Metrics:
             ["outcome"],
             registry=r,
         )
+        # Series that alerts watch exist from the start, at 0 (an alert on `increase()`
+        # of a series that does not exist yet never fires).
+        for outcome in ("delivered", "retrying", "failed"):
+            self.deliveries.labels(outcome)
+        for store in ("sqlite", "postgresql"):
+            for kind in ("unavailable", "conflict"):
+                self.store_errors.labels(store, kind)
 
 
 _made: dict[str, _Metrics] = {}

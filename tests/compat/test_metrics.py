@@ -108,3 +108,21 @@ def test_metrics_need_the_token_when_one_is_set(two_workers: Server) -> None:
     status, text = scrape(two_workers)
     assert status == 200
     assert "# TYPE marketmeter_requests_total counter" in text
+
+
+def test_the_sample_dashboard_asks_only_for_metrics_the_server_has(two_workers: Server) -> None:
+    """docs/examples/grafana-dashboard.json: every metric its queries name is exposed."""
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/examples/grafana-dashboard.json").read_text()
+    )
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    named = {m for e in exprs for m in re.findall(r"\bmarketmeter_[a-z_]+", e)}
+    exposed = {name for name, _ in samples(two_workers)} | {
+        line.split()[2] for line in scrape(two_workers)[1].splitlines() if line.startswith("# TYPE")
+    }
+    assert named, "the dashboard queries nothing"
+    assert named <= exposed, named - exposed

@@ -92,7 +92,11 @@ def test_aws_errors_come_as_aws_sends_them(mock: MockHandle) -> None:
 
 
 def test_a_client_made_before_the_mock_is_served_by_it() -> None:
-    client = metering()  # made before any mock is active (the plugin registered the hook)
+    # Made before any mock is active (the plugin registered the hook). With keys of its
+    # own: boto3's default session finds the mock's fake ones only while a mock is active
+    # (or still holds them from an earlier test in this process — an order this test must
+    # not depend on).
+    client = metering(aws_access_key_id="AKIAMADEBEFORE000001", aws_secret_access_key="before")
     with mock_marketplace(CATALOG) as handle:
         handle.subscribe(SAAS, BUYER)
         assert batch(client, BUYER, 2)["Results"][0]["Status"] == "Success"
