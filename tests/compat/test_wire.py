@@ -100,6 +100,22 @@ def test_an_oversized_body_is_refused_without_reading_it(server: Server) -> None
     assert b"RequestEntityTooLargeException" in reply
 
 
+def test_a_chunked_body_over_one_megabyte_is_413_and_ends_the_connection(server: Server) -> None:
+    chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
+            b"X-Amz-Target: AWSMPMeteringService.ResolveCustomer\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 17  # 1.06 MB, no end
+        )
+        reply = b""
+        while part := sock.recv(65536):  # until the server closes the connection
+            reply += part
+    assert reply.startswith(b"HTTP/1.1 413 ")
+    assert b"connection: close" in reply.lower()
+    assert b"RequestEntityTooLargeException" in reply
+
+
 @pytest.mark.parametrize(
     ("sent", "stored"),
     [

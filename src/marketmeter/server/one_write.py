@@ -34,6 +34,9 @@ Message = Any
 
 
 REQUEST_TIMEOUT_VARIABLE = "MARKETMETER_REQUEST_TIMEOUT"
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
+"""After a 413, what is still read and dropped at most (time, bytes) before closing."""
 
 
 @cache
@@ -46,6 +49,8 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     """Pass as `uvicorn.run(..., http=OneWriteHttpToolsProtocol)` (or its import path)."""
 
     _deadline: asyncio.TimerHandle | None = None
+    _lingering = False
+    _dropped = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -72,6 +77,31 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def linger(self) -> None:
+        """End the connection after answering a request whose body it did not read (413),
+        so that the client reads the answer: closed at once, the unread body would make
+        the kernel reset the connection, and the client lose the answer with it. Instead
+        the server says it is done sending (FIN), reads and drops what still comes for up
+        to `LINGER_SECONDS` or `LINGER_BYTES`, then closes (as nginx's lingering close
+        does)."""
+        transport = self.transport
+        if transport.is_closing() or self._lingering:
+            return
+        self._lingering = True
+        self._disarm()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.flow.resume_reading()
+        self._deadline = self.loop.call_later(LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:  # the rest of a refused body, or anything after it: dropped
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES and not self.transport.is_closing():
+                self.transport.close()  # enough: a client that sends on and on pays, not us
+            return
+        super().data_received(data)
 
     def _too_slow(self) -> None:
         self._deadline = None
@@ -104,7 +134,10 @@ class _OneWriteCycle(RequestResponseCycle):
             return
         self._held = None
         transport = self.transport
-        gathered = _GatheringTransport(transport)
+        # A response that ends the connection before its request's body ended (a 413)
+        # closes it gently: see `OneWriteHttpToolsProtocol.linger`.
+        protocol = self.on_response.__self__ if self.more_body else None  # type: ignore[attr-defined]
+        gathered = _GatheringTransport(transport, protocol)
         self.transport = gathered  # type: ignore[assignment]
         try:
             await super().send(held)
@@ -119,9 +152,12 @@ class _GatheringTransport:
     are written: the writes are joined into one; a close (a response to a request that
     ends the connection) writes them first."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, lingering: OneWriteHttpToolsProtocol | None = None
+    ) -> None:
         self._transport = transport
         self._parts: list[bytes] = []
+        self._lingering = lingering
 
     def write(self, data: bytes) -> None:
         self._parts.append(data)
@@ -134,7 +170,10 @@ class _GatheringTransport:
 
     def close(self) -> None:
         self.flush()
-        self._transport.close()
+        if self._lingering is not None:
+            self._lingering.linger()
+        else:
+            self._transport.close()
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
