@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench screenshots lint typecheck unit compat clean system-packages
+.PHONY: run test bench fuzz screenshots lint typecheck unit compat clean system-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ run: $(STAMP)
 ## make test: lint, type-check, then the whole test suite (system packages installed first)
 test: system-packages lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+## make fuzz: fuzz the wire layer (atheris) for FUZZ_SECONDS (60 by default); see fuzz/wire.py
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?= 0
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	mkdir -p .fuzz-corpus fuzz/crashes
+	$(BIN)/python fuzz/wire.py .fuzz-corpus fuzz/corpus/wire -max_total_time=$(FUZZ_SECONDS) -timeout=10 -seed=$(FUZZ_SEED) -artifact_prefix=fuzz/crashes/ -print_final_stats=1
 
 ## make bench: the benchmark (about 10 minutes); writes docs/performance.md and its chart
 bench: $(STAMP)
@@ -36,8 +44,8 @@ system-packages:
 	@scripts/install-system-packages
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts docs/examples examples
-	$(BIN)/ruff format --check src tests bench scripts docs/examples examples
+	$(BIN)/ruff check src tests bench fuzz scripts docs/examples examples
+	$(BIN)/ruff format --check src tests bench fuzz scripts docs/examples examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
