@@ -95,40 +95,46 @@ class Measured:
     stored: int
 
 
-def run_psycopg(url: str, groups: list[Group]) -> Measured:
+GroupRun = Callable[[psycopg.Connection[Any], str, Group], int]
+
+
+def _with_psycopg(url: str, groups: list[Group], run_group: GroupRun) -> Measured:
+    """Every group by `run_group` (the records it stored) on one connection, timed."""
     sql = to_pg(_INSERT_RECORDS_PG)
     stored = 0
     with psycopg.connect(url, autocommit=True) as conn:
         started, cpu = time.perf_counter(), time.process_time()
         for group in groups:
-            with conn.transaction():
-                for unit in group:
-                    stored += len(conn.execute(sql, unit).fetchall())
+            stored += run_group(conn, sql, group)
         return Measured(time.perf_counter() - started, time.process_time() - cpu, stored)
+
+
+def _one_by_one(conn: psycopg.Connection[Any], sql: str, group: Group) -> int:
+    with conn.transaction():
+        return sum(len(conn.execute(sql, unit).fetchall()) for unit in group)
+
+
+def _pipelined(conn: psycopg.Connection[Any], sql: str, group: Group) -> int:
+    with conn.pipeline(), conn.transaction():
+        cursors = [conn.execute(sql, unit) for unit in group]
+    return sum(len(cursor.fetchall()) for cursor in cursors)
+
+
+def _pipelined_each_read(conn: psycopg.Connection[Any], sql: str, group: Group) -> int:
+    with conn.pipeline(), conn.transaction():
+        return sum(len(conn.execute(sql, unit).fetchall()) for unit in group)
+
+
+def run_psycopg(url: str, groups: list[Group]) -> Measured:
+    return _with_psycopg(url, groups, _one_by_one)
 
 
 def run_psycopg_pipeline(url: str, groups: list[Group]) -> Measured:
-    sql = to_pg(_INSERT_RECORDS_PG)
-    stored = 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        started, cpu = time.perf_counter(), time.process_time()
-        for group in groups:
-            with conn.pipeline(), conn.transaction():
-                cursors = [conn.execute(sql, unit) for unit in group]
-            stored += sum(len(cursor.fetchall()) for cursor in cursors)
-        return Measured(time.perf_counter() - started, time.process_time() - cpu, stored)
+    return _with_psycopg(url, groups, _pipelined)
 
 
 def run_psycopg_pipeline_each(url: str, groups: list[Group]) -> Measured:
-    sql = to_pg(_INSERT_RECORDS_PG)
-    stored = 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        started, cpu = time.perf_counter(), time.process_time()
-        for group in groups:
-            with conn.pipeline(), conn.transaction():
-                for unit in group:
-                    stored += len(conn.execute(sql, unit).fetchall())
-        return Measured(time.perf_counter() - started, time.process_time() - cpu, stored)
+    return _with_psycopg(url, groups, _pipelined_each_read)
 
 
 def run_asyncpg(url: str, groups: list[Group]) -> Measured:
