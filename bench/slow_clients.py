@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.compat.conftest import pool_account, recent, start_server  # noqa: E402
+from tests.compat.slow_clients import MIX, launch  # noqa: E402
 from tests.compat.test_slow_clients import TIMEOUT, p99  # noqa: E402
 from tests.factories import SAAS  # noqa: E402
 
@@ -29,13 +29,11 @@ from tests.factories import SAAS  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
-    for kind, default in (("idle", 300), ("slowloris", 150), ("slow-body", 50), ("endless", 2)):
-        parser.add_argument(f"--{kind}", type=int, default=default, help=f"default {default}")
+    for kind, default in MIX.items():
+        option = f"--{kind.replace('_', '-')}"
+        parser.add_argument(option, type=int, default=default, help=f"default {default}")
     args = parser.parse_args()
-    mix = [
-        f"--{kind}={getattr(args, kind.replace('-', '_'))}"
-        for kind in ("idle", "slowloris", "slow-body", "endless")
-    ]
+    mix = {kind: getattr(args, kind) for kind in MIX}
     ratios = []
     with tempfile.TemporaryDirectory(prefix="marketmeter-slow-") as work:
         directory = Path(work)
@@ -52,19 +50,7 @@ def main() -> None:
                 }
                 batch = {"ProductCode": SAAS, "UsageRecords": [record]}
                 alone = p99(server, batch)
-                attack = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "tests.compat.slow_clients",
-                        str(server.port),
-                        str(directory / "report.json"),
-                        *mix,
-                        "--seconds",
-                        str(TIMEOUT * 3),
-                    ],
-                    cwd=ROOT,
-                )
+                attack = launch(server.port, directory / "report.json", TIMEOUT * 3, mix)
                 time.sleep(1.0)
                 attacked = p99(server, batch)
                 attack.wait(timeout=60)

@@ -1,5 +1,5 @@
 """`marketmeter` without the per-request deadlines of its HTTP protocol
-(`server/one_write.py`): the "before" of their cost (`bench/deadlines_cost.py`).
+(`server/one_write.py`): the "before" of their cost (`bench/feature_cost.py deadlines`).
 
 Run as `python -m bench.without_deadlines serve …` (arguments as `marketmeter`'s); the
 change is made on import, so uvicorn's worker processes make it too. Never used outside

@@ -1,6 +1,6 @@
 """`marketmeter` with its metrics left out (`metrics.py`'s recording functions do nothing):
 the "before" of the metrics' cost on the write path, in the same build
-(`bench/metrics_cost.py`).
+(`bench/feature_cost.py metrics`).
 
 Run as `python -m bench.without_metrics serve …` (arguments as `marketmeter`'s); the
 change is made on import, so uvicorn's worker processes make it too. Never used outside

@@ -197,7 +197,7 @@ def _migrations(dialect: Literal["sqlite", "postgresql"], run: Any) -> Iterator[
 
 
 def _stored_secrets(run: Any) -> Iterator[Finding]:
-    box = secrets.Secrets(_usable_keys())
+    box = _usable_secrets()
     stored = [
         row[0]
         for row in run(
@@ -227,10 +227,9 @@ def _stored_secrets(run: Any) -> Iterator[Finding]:
         yield Finding("ok", "secrets", f"{len(stored)} stored, all readable")
 
 
-def _usable_keys() -> list[str]:
+def _usable_secrets() -> secrets.Secrets:
+    """The configured keys, or none if they are not usable (said by `_configuration`)."""
     try:
-        keys = secrets.keys_from_environment()
-        secrets.Secrets(keys)
+        return secrets.Secrets(secrets.keys_from_environment())
     except secrets.SecretKeyError:
-        return []
-    return keys
+        return secrets.Secrets()

@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 import orjson
 
+from marketmeter.asgi import Receive, Scope, Send, reply
 from marketmeter.domain.ports import Store
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 PATHS = ("/healthz", "/readyz")
 READY_TIMEOUT = 2.0
@@ -61,14 +56,9 @@ class HealthEndpoints:
         return None
 
 
+_NO_STORE = [(b"cache-control", b"no-store")]
+
+
 async def _answer(send: Send, status: int, body: dict[str, str], *, allow: bool = False) -> None:
-    data = orjson.dumps(body)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(data)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    if allow:
-        headers.append((b"allow", b"GET, HEAD"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    headers = [*_NO_STORE, (b"allow", b"GET, HEAD")] if allow else _NO_STORE
+    await reply(send, status, orjson.dumps(body), b"application/json", headers)

@@ -98,6 +98,10 @@ _making = threading.Lock()
 
 
 def _metrics() -> _Metrics:
+    """This process's metrics, made once (under a lock: several threads record)."""
+    made = _made.get("metrics")
+    if made is not None:
+        return made
     with _making:
         if "metrics" not in _made:
             _made["metrics"] = _Metrics()
@@ -105,13 +109,13 @@ def _metrics() -> _Metrics:
 
 
 def request_answered(operation: str, outcome: str, seconds: float) -> None:
-    m = _made.get("metrics") or _metrics()
+    m = _metrics()
     m.requests.labels(operation, outcome).inc()
     m.latency.labels(operation).observe(seconds)
 
 
 def group_committed(store: str, units: int, seconds: float, records: int) -> None:
-    m = _made.get("metrics") or _metrics()
+    m = _metrics()
     m.group_units.labels(store).observe(units)
     m.group_seconds.labels(store).observe(seconds)
     if records:
@@ -119,11 +123,11 @@ def group_committed(store: str, units: int, seconds: float, records: int) -> Non
 
 
 def group_failed(store: str, kind: str) -> None:
-    (_made.get("metrics") or _metrics()).store_errors.labels(store, kind).inc()
+    _metrics().store_errors.labels(store, kind).inc()
 
 
 def delivery_attempted(outcome: str) -> None:
-    (_made.get("metrics") or _metrics()).deliveries.labels(outcome).inc()
+    _metrics().deliveries.labels(outcome).inc()
 
 
 class _Backlog:
@@ -178,27 +182,17 @@ class MetricsEndpoint:
         import asyncio
         import hmac
 
+        from marketmeter.asgi import reply
+
+        text, no_store = b"text/plain; charset=utf-8", [(b"cache-control", b"no-store")]
         if scope["method"] not in ("GET", "HEAD"):
-            await _reply(send, 405, b"use GET\n", [(b"allow", b"GET, HEAD")])
+            await reply(send, 405, b"use GET\n", text, [*no_store, (b"allow", b"GET, HEAD")])
             return
         if self._token:
             given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
             if not hmac.compare_digest(given, self._token):
-                await _reply(
-                    send, 401, b"a bearer token is needed\n", [(b"www-authenticate", b"Bearer")]
-                )
+                challenge = (b"www-authenticate", b"Bearer")
+                await reply(send, 401, b"a bearer token is needed\n", text, [*no_store, challenge])
                 return
         body = await asyncio.to_thread(exposition, self._pending)
-        await _reply(send, 200, body, [(b"content-type", CONTENT_TYPE.encode())])
-
-
-async def _reply(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    if not any(name == b"content-type" for name, _ in headers):
-        headers = [*headers, (b"content-type", b"text/plain; charset=utf-8")]
-    headers = [
-        *headers,
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        await reply(send, 200, body, CONTENT_TYPE.encode(), no_store)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -108,6 +109,27 @@ async def endless(port: int, until: float) -> dict[str, Any]:
 
 
 KINDS = {"idle": idle, "slowloris": slowloris, "slow_body": slow_body, "endless": endless}
+MIX = {"idle": 300, "slowloris": 150, "slow_body": 50, "endless": 2}
+"""The clients the test and `bench/slow_clients.py` send, by kind."""
+
+
+def launch(
+    port: int, report: Path, seconds: float, counts: dict[str, int] | None = None
+) -> subprocess.Popen[bytes]:
+    """This module as a process of its own, sending `counts` clients (default `MIX`)."""
+    options = [f"--{k.replace('_', '-')}={n}" for k, n in (counts or MIX).items()]
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.compat.slow_clients",
+            str(port),
+            str(report),
+            *options,
+            f"--seconds={seconds}",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 async def main(port: int, counts: dict[str, int], seconds: float) -> dict[str, Any]:

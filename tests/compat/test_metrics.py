@@ -107,7 +107,7 @@ def test_metrics_need_the_token_when_one_is_set(two_workers: Server) -> None:
     assert scrape(two_workers, token="not-the-token")[0] == 401
     status, text = scrape(two_workers)
     assert status == 200
-    assert "# TYPE marketmeter_requests_total counter" in text
+    assert "# TYPE marketmeter_outbox_backlog gauge" in text  # there from the start
 
 
 def test_the_sample_dashboard_asks_only_for_metrics_the_server_has(

@@ -8,21 +8,18 @@ test — see docs/performance.md.)"""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.compat.conftest import Fresh, recent, start_server
 from tests.compat.server import Server
+from tests.compat.slow_clients import launch
 from tests.factories import SAAS
 
 pytestmark = pytest.mark.compat
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 4.0  # the server's --request-timeout: the clients stay while the traffic is timed
 REQUESTS = 200
 
@@ -58,26 +55,7 @@ def test_slow_idle_and_endless_clients_are_cut_off_and_the_others_answered(
     report = directory / "slow-clients.json"
     try:
         unloaded = p99(server, batch)
-        attack = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.compat.slow_clients",
-                str(server.port),
-                str(report),
-                "--idle",
-                "300",
-                "--slowloris",
-                "150",
-                "--slow-body",
-                "50",
-                "--endless",
-                "2",
-                "--seconds",
-                str(TIMEOUT * 3),
-            ],
-            cwd=ROOT,
-        )
+        attack = launch(server.port, report, TIMEOUT * 3)
         time.sleep(1.0)  # all connected (and the first of them sent a request), trickling
         loaded = p99(server, batch)
         assert attack.wait(timeout=60) == 0

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from marketmeter.asgi import Receive, Scope, Send, reply
 from marketmeter.delivery.sns import CERT_PATH, SNS_PATH, SnsSigner
 from marketmeter.domain.marketplace import Marketplace
 from marketmeter.domain.ports import Store
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
 
 
@@ -81,14 +77,4 @@ def _error(kind: str, code: str, message: str) -> bytes:
 
 
 async def _answer(send: Send, status: int, body: bytes, content_type: bytes = b"text/xml") -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await reply(send, status, body, content_type)

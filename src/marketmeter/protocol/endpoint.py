@@ -154,6 +154,7 @@ class MeteringEndpoint:
     ) -> str:
         """Answer the request; its outcome: "ok", or the error's `__type`."""
         request_id = seen.request_id
+        detail, trace = "", False  # what a failure of the service's own is logged with
         try:
             if len(targets) > 1:
                 raise unknown_operation(", ".join(targets))
@@ -196,14 +197,10 @@ class MeteringEndpoint:
         except StoreConflict as exc:
             error = WireError("ValidationException", 400, f"The request cannot be stored: {exc}")
         except StoreUnavailable as exc:
-            seen.failed(INTERNAL_ERROR, f"store unavailable: {exc}")
-            await _respond_error(send, INTERNAL_ERROR, request_id)
-            return INTERNAL_ERROR.aws_type
+            error, detail = INTERNAL_ERROR, f"store unavailable: {exc}"
         except Exception:
-            seen.failed(INTERNAL_ERROR, "unexpected error", exc_info=True)
-            await _respond_error(send, INTERNAL_ERROR, request_id)
-            return INTERNAL_ERROR.aws_type
-        seen.failed(error)
+            error, detail, trace = INTERNAL_ERROR, "unexpected error", True
+        seen.failed(error, detail, exc_info=trace)
         await _respond_error(send, error, request_id)
         return error.aws_type
 

@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from marketmeter.config import Settings
 from marketmeter.metrics import MULTIPROCESS_DIR
@@ -29,7 +28,23 @@ def run(settings: Settings) -> None:
     os.environ.update(settings.to_environment())
     allow_open_files(settings.max_connections + 256)
     with metrics_directory():
-        _serve(uvicorn, settings)
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            log_config=log_config(settings.log_level, settings.log_format),
+            loop="auto",  # uvloop where installed
+            http=HTTP_PROTOCOL,
+            access_log=False,
+            server_header=False,
+            lifespan="on",
+            limit_concurrency=settings.max_connections,
+            ssl_certfile=settings.tls_cert or None,
+            ssl_keyfile=settings.tls_key or None,
+        )
 
 
 def allow_open_files(wanted: int) -> None:
@@ -64,23 +79,3 @@ def metrics_directory() -> Iterator[Path]:
     finally:
         del os.environ[MULTIPROCESS_DIR]
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _serve(uvicorn: Any, settings: Settings) -> None:
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        log_config=log_config(settings.log_level, settings.log_format),
-        loop="auto",  # uvloop where installed
-        http=HTTP_PROTOCOL,
-        access_log=False,
-        server_header=False,
-        lifespan="on",
-        limit_concurrency=settings.max_connections,
-        ssl_certfile=settings.tls_cert or None,
-        ssl_keyfile=settings.tls_key or None,
-    )
