@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.compat.conftest import Fresh, start_server
+from tests.compat.conftest import Fresh, new_database, start_server
 from tests.compat.server import NO_RETRIES, Server, issue_token
 from tests.factories import OTHER_SELLER, SAAS, SELLER
 
@@ -22,10 +22,10 @@ pytestmark = pytest.mark.compat
 
 @pytest.fixture(scope="module", params=["json", "text"])
 def logged(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    store_kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    directory = tmp_path_factory.mktemp(f"logs-{request.param}")
-    url = f"sqlite:///{directory / 'logs.db'}"
+    directory = tmp_path_factory.mktemp(f"logs-{request.param}-{store_kind}")
+    url = new_database(request, store_kind, directory)
     server = start_server(url, directory, "--log-format", request.param, "--log-level", "info")
     yield server
     server.stop()

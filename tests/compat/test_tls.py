@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.compat.conftest import Fresh, recent, start_server
+from tests.compat.conftest import Fresh, new_database, recent, start_server
 from tests.compat.server import marketmeter
 from tests.factories import SAAS
 
@@ -71,11 +71,14 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
 
 
 def test_https_with_boto3_trusting_the_ca(
-    tmp_path_factory: pytest.TempPathFactory, fresh: Fresh
+    store_kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh: Fresh,
 ) -> None:
-    directory = tmp_path_factory.mktemp("tls")
+    directory = tmp_path_factory.mktemp(f"tls-{store_kind}")
     ca, cert, key = make_certificates(directory)
-    url = f"sqlite:///{directory / 'tls.db'}"
+    url = new_database(request, store_kind, directory)
     server = start_server(
         url, directory, "--tls-cert", str(cert), "--tls-key", str(key), ca_file=ca
     )
