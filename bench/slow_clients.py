@@ -1,7 +1,7 @@
 """How much slower a normal client is answered while hostile ones attack the server (the
 production issue asks: within 2× of its unloaded p99). A real server (SQLite, one worker,
 `--request-timeout 4`), one seller re-sending a batch 200 times alone, then again while
-another process runs 300 idle connections, 150 slowloris clients, 50 slow bodies and 2
+another process runs 2,000 idle connections, 150 slowloris clients, 50 slow bodies and 2
 endless chunked bodies (`tests/compat/slow_clients.py`); alternating rounds, the median
 of the per-round ratios of p99 (attacked ÷ alone).
 

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from marketmeter.server.runner import allow_open_files
+
 HEAD = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSMPMeteringService.MeterUsage\r\n"
 
 
@@ -109,7 +111,7 @@ async def endless(port: int, until: float) -> dict[str, Any]:
 
 
 KINDS = {"idle": idle, "slowloris": slowloris, "slow_body": slow_body, "endless": endless}
-MIX = {"idle": 300, "slowloris": 150, "slow_body": 50, "endless": 2}
+MIX = {"idle": 2000, "slowloris": 150, "slow_body": 50, "endless": 2}
 """The clients the test and `bench/slow_clients.py` send, by kind."""
 
 
@@ -161,6 +163,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
     counts = {kind: getattr(args, kind) for kind in KINDS if getattr(args, kind)}
+    allow_open_files(sum(counts.values()) + 64)  # (each client holds one)
     found = asyncio.run(main(args.port, counts, args.seconds))
     args.report.write_text(json.dumps(found, indent=2))
     sys.exit(0)

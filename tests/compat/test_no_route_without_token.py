@@ -79,3 +79,12 @@ def test_no_console_page_or_action_answers_without_a_session(
         answer = httpx.request(method, guarded.url + filled(path), data={"csrf": "x"})
         assert answer.status_code == 303, (method, path, answer.status_code)
         assert answer.headers["location"].endswith(PREFIX + "/sign-in"), (method, path)
+
+
+def test_an_address_that_is_no_page_gets_a_page_saying_so(guarded: Server) -> None:
+    for path in ("/console/nowhere", "/console/products/a/b/c/d/e/f"):
+        answer = httpx.get(guarded.url + path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "No page is at this address" in answer.text
+        assert answer.headers["x-frame-options"] == "DENY"

@@ -8,12 +8,14 @@ test — see docs/performance.md.)"""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from tests.compat.conftest import Fresh, recent, start_server
+from tests.compat.conftest import Fresh, new_database, recent, start_server
 from tests.compat.server import Server
 from tests.compat.slow_clients import launch
 from tests.factories import SAAS
@@ -39,10 +41,13 @@ def p99(server: Server, batch: dict[str, Any]) -> float:
 
 
 def test_slow_idle_and_endless_clients_are_cut_off_and_the_others_answered(
-    tmp_path_factory: pytest.TempPathFactory, fresh: Fresh
+    store_kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh: Fresh,
 ) -> None:
-    directory = tmp_path_factory.mktemp("slow")
-    url = f"sqlite:///{directory / 'slow.db'}"
+    directory = tmp_path_factory.mktemp(f"slow-{store_kind}")
+    url = new_database(request, store_kind, directory)
     server = start_server(url, directory, "--request-timeout", str(TIMEOUT))
     account, _ = fresh.customer()
     record = {
@@ -75,3 +80,42 @@ def test_slow_idle_and_endless_clients_are_cut_off_and_the_others_answered(
     # keeps sending (the server's lingering close: `server/one_write.py`).
     assert endless["statuses"] == ["HTTP/1.1 413 Request Entity Too Large"], endless
     assert endless["longest_open"] < TIMEOUT, endless
+
+
+def test_past_max_connections_a_request_gets_503_and_is_served_once_they_close(
+    tmp_path_factory: pytest.TempPathFactory, fresh: Fresh
+) -> None:
+    directory = tmp_path_factory.mktemp("limit")
+    url = f"sqlite:///{directory / 'limit.db'}"
+    server = start_server(url, directory, "--max-connections", "30", "--request-timeout", "30")
+    account, _ = fresh.customer()
+    client = server.client()
+    record = {"Timestamp": recent(), "CustomerAWSAccountId": account, "Dimension": "users"}
+    batch = {"ProductCode": SAAS, "UsageRecords": [{**record, "Quantity": 1}]}
+    held: list[socket.socket] = []
+    try:
+        for _ in range(40):  # idle connections, past the limit
+            held.append(socket.create_connection(("127.0.0.1", server.port)))
+        time.sleep(0.5)  # (all accepted)
+        with pytest.raises(ClientError) as refused:
+            client.batch_meter_usage(**batch)
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        for connection in held:
+            connection.close()
+        held.clear()
+        deadline = time.monotonic() + 10
+        while True:  # (the server sees the closes at once; give it a moment regardless)
+            try:
+                out = client.batch_meter_usage(**batch)
+                break
+            except ClientError:
+                assert time.monotonic() < deadline, "still refused after the connections closed"
+                time.sleep(0.2)
+        assert out["Results"][0]["Status"] == "Success"
+        # and the refused request stored nothing: the record is there once
+        mine = [r for r in server.records() if r["CustomerAWSAccountId"] == account]
+        assert len(mine) == 1, mine
+    finally:
+        for connection in held:
+            connection.close()
+        server.stop()

@@ -108,7 +108,8 @@ class ConsoleApp:
                 Route(PREFIX + "/sign-in", self._sign_in, methods=["POST"]),
                 Route(PREFIX + "/sign-out", self._sign_out, methods=["POST"]),
                 Mount(PREFIX + "/static", StaticFiles(directory=str(static)), name="static"),
-            ]
+            ],
+            default=self._nowhere,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -173,6 +174,12 @@ class ConsoleApp:
                 return self._pages.refused(session, exc)
 
         return self._signed_in(acting)
+
+    async def _nowhere(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An address that is no page of the console: a page saying so (a 404)."""
+        session = self._session(Request(scope))
+        response = self._render("error.html", session, 404, message="No page is at this address.")
+        await response(scope, receive, send)
 
     async def _to_overview(self, request: Request) -> Response:
         return RedirectResponse(PREFIX + "/", 303)
