@@ -83,10 +83,13 @@ def test_slow_idle_and_endless_clients_are_cut_off_and_the_others_answered(
 
 
 def test_past_max_connections_a_request_gets_503_and_is_served_once_they_close(
-    tmp_path_factory: pytest.TempPathFactory, fresh: Fresh
+    store_kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh: Fresh,
 ) -> None:
-    directory = tmp_path_factory.mktemp("limit")
-    url = f"sqlite:///{directory / 'limit.db'}"
+    directory = tmp_path_factory.mktemp(f"limit-{store_kind}")
+    url = new_database(request, store_kind, directory)
     server = start_server(url, directory, "--max-connections", "30", "--request-timeout", "30")
     account, _ = fresh.customer()
     client = server.client()
