@@ -596,6 +596,8 @@ def uvicorn_options(port: int, workers: int, http: str) -> list[str]:
         "uvloop",
         "--http",
         http,
+        "--ws",
+        "none",
     ]
 
 

@@ -164,6 +164,10 @@ def _target(store: Store, target_id: str) -> EventTarget | None:
     return next((t for t in store.list_event_targets() if t.id == target_id), None)
 
 
+STARTING_SECONDS = 1.0
+"""How long a server process starts before its delivery worker does."""
+
+
 class DeliveryWorker:
     """A server process's delivery loop, on a thread of its own: a pass every half second
     (at once again while a pass found work)."""
@@ -180,6 +184,10 @@ class DeliveryWorker:
     def _run(self) -> None:
         # Ready to send before the first pass, on this thread (not the start's): a slow
         # first send would let another process's later delivery to the same target pass it.
+        # Not in the server's first moment, though: loading the HTTP client holds the GIL
+        # for ~0.1 s, which the server's start-up would wait for.
+        if self._stop.wait(STARTING_SECONDS):
+            return
         try:
             self._deliverer.prepare()
         except Exception as exc:  # (then the first delivery makes it)

@@ -38,6 +38,7 @@ def run(settings: Settings) -> None:
             log_config=log_config(settings.log_level, settings.log_format),
             loop="auto",  # uvloop where installed
             http=HTTP_PROTOCOL,
+            ws="none",  # (no WebSocket route: its protocol is not even loaded)
             access_log=False,
             server_header=False,
             lifespan="on",

@@ -23,8 +23,12 @@ import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from marketmeter.domain.ports import StoreUnavailable
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_VARIABLE = "MARKETMETER_SECRET_KEY"
 KEY_FILE_VARIABLE = "MARKETMETER_SECRET_KEY_FILE"
@@ -57,14 +61,18 @@ def _decode_key(text: str) -> bytes:
     return key
 
 
+def _cipher(key: bytes) -> AESGCM:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # (with a key only)
+
+    return AESGCM(key)
+
+
 class Secrets:
     """Encrypts and decrypts the stored secrets with the configured keys."""
 
     def __init__(self, keys: Sequence[str] = ()) -> None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
         decoded = [_decode_key(k) for k in keys if k.strip()]
-        self._by_id = {key_id(k): AESGCM(k) for k in decoded}
+        self._by_id = {key_id(k): _cipher(k) for k in decoded}
         self.current = key_id(decoded[0]) if decoded else None
         """The id of the key that encrypts; None: values are stored as they are."""
 
