@@ -20,7 +20,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from marketmeter.console.app import SECURITY_HEADERS
@@ -183,6 +183,11 @@ def mangled(action: str, known: list[str]) -> st.SearchStrategy[str]:
     return st.one_of(st.just(action), st.just(action), st.just(action), other)
 
 
+def as_offered(form: Form) -> dict[str, str]:
+    """The form's fields as its page fills them (the first value offered, else empty)."""
+    return {name: (offered or [""])[0] for name, offered in form.fields.items() if name != "csrf"}
+
+
 def submissions(form: Form, known: list[str]) -> st.SearchStrategy[tuple[str, dict[str, str]]]:
     fields = {
         name: value_for(offered, known) for name, offered in form.fields.items() if name != "csrf"
@@ -318,6 +323,7 @@ def fuzz(form: Form, known: list[str], browser: httpx.Client, shown: Shown, toke
         suppress_health_check=list(HealthCheck),
     )
     @given(submission=submissions(form, known), forged=st.booleans())
+    @example(submission=(form.action, as_offered(form)), forged=False)  # as a person sends it
     def submit(submission: tuple[str, dict[str, str]], forged: bool) -> None:
         nonlocal refusals
         action, values = submission
