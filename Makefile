@@ -18,6 +18,9 @@ run: $(STAMP)
 
 ## make test: lint, type-check, then the whole test suite (system packages installed first)
 test: system-packages lint typecheck
+	@# Bytecode once, for the hundreds of server and CLI processes the suite starts (an
+	@# environment with PYTHONDONTWRITEBYTECODE=1 would have each compile every module).
+	$(BIN)/python -m compileall -q src tests > /dev/null
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## make fuzz: fuzz the wire layer (atheris) for FUZZ_SECONDS (60 by default); see fuzz/wire.py
