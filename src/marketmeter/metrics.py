@@ -109,9 +109,17 @@ def _metrics() -> _Metrics:
 
 
 def request_answered(operation: str, outcome: str, seconds: float) -> None:
-    m = _metrics()
-    m.requests.labels(operation, outcome).inc()
-    m.latency.labels(operation).observe(seconds)
+    series = _answered.get((operation, outcome))
+    if series is None:  # (`labels()` checks and locks on every call: once a pair)
+        m = _metrics()
+        series = m.requests.labels(operation, outcome), m.latency.labels(operation)
+        _answered[(operation, outcome)] = series
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+_answered: dict[tuple[str, str], tuple[Any, Any]] = {}
+"""The request series of each (operation, outcome) pair, once made."""
 
 
 def group_committed(store: str, units: int, seconds: float, records: int) -> None:
