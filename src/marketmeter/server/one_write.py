@@ -35,7 +35,6 @@ Message = Any
 
 REQUEST_TIMEOUT_VARIABLE = "MARKETMETER_REQUEST_TIMEOUT"
 LINGER_SECONDS = 2.0
-LINGER_BYTES = 1024 * 1024
 """After a 413, what is still read and dropped at most (time, bytes) before closing."""
 
 
@@ -50,7 +49,6 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
 
     _deadline: asyncio.TimerHandle | None = None
     _lingering = False
-    _dropped = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -83,8 +81,9 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         so that the client reads the answer: closed at once, the unread body would make
         the kernel reset the connection, and the client lose the answer with it. Instead
         the server says it is done sending (FIN), reads and drops what still comes for up
-        to `LINGER_SECONDS` or `LINGER_BYTES`, then closes (as nginx's lingering close
-        does)."""
+        to `LINGER_SECONDS`, then closes (as nginx's lingering close does). Bounded by
+        time only: a cap on the bytes let a client sending fast (an SDK's 5 MB body, an
+        endless one) be reset before it had read the 413."""
         transport = self.transport
         if transport.is_closing() or self._lingering:
             return
@@ -97,9 +96,6 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:  # the rest of a refused body, or anything after it: dropped
-            self._dropped += len(data)
-            if self._dropped > LINGER_BYTES and not self.transport.is_closing():
-                self.transport.close()  # enough: a client that sends on and on pays, not us
             return
         super().data_received(data)
 
