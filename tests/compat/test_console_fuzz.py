@@ -25,7 +25,14 @@ from hypothesis import strategies as st
 
 from marketmeter.console.app import SECURITY_HEADERS
 from tests.compat.conftest import new_database, start_server
-from tests.compat.console_kit import TOKEN, add_products, admin, new_account, signed_in_client
+from tests.compat.console_kit import (
+    TOKEN,
+    add_products,
+    admin,
+    csrf,
+    new_account,
+    signed_in_client,
+)
 from tests.compat.server import Server
 from tests.factories import SELLER
 
@@ -352,12 +359,8 @@ def test_every_form_answers_with_a_page_and_a_refusal_changes_nothing(
 ) -> None:
     forms, known_values, _ = crawl(browser)
     known = sorted(known_values)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/console/").text)
-    assert csrf
-    shown = Shown(fuzzed)
-    refusals = sum(
-        fuzz(form, known, browser, shown, csrf.group(1)) for _, form in sorted(forms.items())
-    )
+    shown, token = Shown(fuzzed), csrf(browser)
+    refusals = sum(fuzz(form, known, browser, shown, token) for _, form in sorted(forms.items()))
     assert refusals > 0  # (the refusals were made, and checked)
     assert browser.get("/console/").status_code == 200
     assert httpx.get(fuzzed.url + "/readyz").status_code == 200
