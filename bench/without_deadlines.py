@@ -11,7 +11,7 @@ from __future__ import annotations
 from marketmeter.server.one_write import OneWriteHttpToolsProtocol
 
 
-def _no_deadline(self: OneWriteHttpToolsProtocol) -> None:
+def _no_deadline(self: OneWriteHttpToolsProtocol, seconds: float | None = None) -> None:
     return None
 
 

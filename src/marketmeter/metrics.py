@@ -13,12 +13,22 @@ What is counted, and where:
   each store's group (`store/sqlite.py`, `store/postgres.py`, `store/groups.py`);
 - notification deliveries by outcome — the delivery worker;
 - the outbox's backlog — read from the database when scraped.
+
+A value is first counted in plain Python (`_Pending`) and written to prometheus-client's
+values in bulk: by the scrape of the same process, and, under `serve` (multiprocess),
+every half second by a thread of each process, so that a scrape of any process sees the
+others' values at most that late. Writing each observation to the shared files as it came
+(a lock and three writes to a memory-mapped file a request) cost MeterUsage ~7 % of its
+throughput. A process killed with SIGKILL loses its last half second of counts.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +36,8 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_UNIT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+FLUSH_SECONDS = 0.5
 
 
 class _Metrics:
@@ -61,7 +73,7 @@ class _Metrics:
             "marketmeter_group_units",
             "Units of work (requests' writes) that one group commit carried.",
             ["store"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            buckets=_UNIT_BUCKETS,
             registry=r,
         )
         self.group_seconds = Histogram(
@@ -108,34 +120,96 @@ def _metrics() -> _Metrics:
         return _made["metrics"]
 
 
-def request_answered(operation: str, outcome: str, seconds: float) -> None:
-    series = _answered.get((operation, outcome))
-    if series is None:  # (`labels()` checks and locks on every call: once a pair)
+class _Pending:
+    """Counts and observations not yet written to prometheus-client's values: per series,
+    an amount (counters) or the count of each bucket and the sum (histograms)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._observed: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+        self._started = False
+
+    def count(self, counter: str, labels: tuple[str, ...], amount: float = 1) -> None:
+        key = (counter, labels)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + amount
+        if not self._started:
+            self._start()
+
+    def observe(
+        self, histogram: str, labels: tuple[str, ...], bounds: tuple[float, ...], value: float
+    ) -> None:
+        key = (histogram, labels)
+        with self._lock:
+            tally = self._observed.get(key)
+            if tally is None:
+                tally = self._observed[key] = [0.0] * (len(bounds) + 2)  # … +Inf, sum
+            tally[bisect_left(bounds, value)] += 1  # (a bucket counts values ≤ its bound)
+            tally[-1] += value
+        if not self._started:
+            self._start()
+
+    def flush(self) -> None:
+        """Write what was counted to prometheus-client's values (the files, under `serve`)."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            observed, self._observed = self._observed, {}
+        if not counts and not observed:
+            return
         m = _metrics()
-        series = m.requests.labels(operation, outcome), m.latency.labels(operation)
-        _answered[(operation, outcome)] = series
-    series[0].inc()
-    series[1].observe(seconds)
+        for (name, labels), amount in counts.items():
+            getattr(m, name).labels(*labels).inc(amount)
+        for (name, labels), tally in observed.items():
+            child = getattr(m, name).labels(*labels)
+            for bucket, n in zip(child._buckets, tally[:-1], strict=True):
+                if n:
+                    bucket.inc(n)
+            child._sum.inc(tally[-1])
+
+    def _start(self) -> None:
+        """Under `serve`, a thread that flushes every `FLUSH_SECONDS`, so that the other
+        processes' scrapes see this one's values; elsewhere the scrape flushes."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        if os.environ.get(MULTIPROCESS_DIR):
+            threading.Thread(target=self._flush_forever, name="metrics-flush", daemon=True).start()
+            atexit.register(self.flush)
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
+
+    def forked(self) -> None:
+        """In a forked child: the parent's counts are the parent's, its thread is gone."""
+        self.__init__()  # type: ignore[misc]
 
 
-_answered: dict[tuple[str, str], tuple[Any, Any]] = {}
-"""The request series of each (operation, outcome) pair, once made."""
+_pending = _Pending()
+os.register_at_fork(after_in_child=_pending.forked)
+
+
+def request_answered(operation: str, outcome: str, seconds: float) -> None:
+    _pending.count("requests", (operation, outcome))
+    _pending.observe("latency", (operation,), _LATENCY_BUCKETS, seconds)
 
 
 def group_committed(store: str, units: int, seconds: float, records: int) -> None:
-    m = _metrics()
-    m.group_units.labels(store).observe(units)
-    m.group_seconds.labels(store).observe(seconds)
+    _pending.observe("group_units", (store,), _UNIT_BUCKETS, units)
+    _pending.observe("group_seconds", (store,), _LATENCY_BUCKETS, seconds)
     if records:
-        m.records.labels(store).inc(records)
+        _pending.count("records", (store,), records)
 
 
 def group_failed(store: str, kind: str) -> None:
-    _metrics().store_errors.labels(store, kind).inc()
+    _pending.count("store_errors", (store, kind))
 
 
 def delivery_attempted(outcome: str) -> None:
-    _metrics().deliveries.labels(outcome).inc()
+    _pending.count("deliveries", (outcome,))
 
 
 class _Backlog:
@@ -169,6 +243,7 @@ def exposition(pending_deliveries: Callable[[], int]) -> bytes:
     process's; and the outbox's backlog."""
     from prometheus_client import generate_latest
 
+    _pending.flush()
     source: Any = _metrics().registry  # (made here too: a process's files exist from then)
     if os.environ.get(MULTIPROCESS_DIR):
         from prometheus_client.multiprocess import MultiProcessCollector

@@ -4,6 +4,7 @@ step with what was sent; and the optional bearer token."""
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
+from marketmeter.metrics import FLUSH_SECONDS
 from tests.compat.conftest import Fresh, new_database, recent, start_server
 from tests.compat.server import Server
 from tests.factories import SAAS
@@ -75,6 +77,8 @@ def test_metrics_count_every_request_of_both_processes(two_workers: Server, fres
     for _ in range(3):
         with pytest.raises(ClientError):
             client.batch_meter_usage(ProductCode="nosuchproduct000000000001", UsageRecords=[])
+    # Each process writes its counts for the others' scrapes every FLUSH_SECONDS.
+    time.sleep(2 * FLUSH_SECONDS)
     after = samples(two_workers)
 
     def grew(name: str, **labels: str) -> float:
@@ -90,6 +94,9 @@ def test_metrics_count_every_request_of_both_processes(two_workers: Server, fres
         "InvalidProductCodeException": 3
     }
     assert grew("marketmeter_request_duration_seconds_count", operation="BatchMeterUsage") == 9
+    slowest = {"operation": "BatchMeterUsage", "le": "+Inf"}
+    assert grew("marketmeter_request_duration_seconds_bucket", **slowest) == 9
+    assert 0 < grew("marketmeter_request_duration_seconds_sum", operation="BatchMeterUsage") < 30
     assert grew("marketmeter_records_stored_total", store=two_workers.kind) == 6
     assert grew("marketmeter_group_units_count", store=two_workers.kind) >= 1
     assert grew("marketmeter_group_units_sum", store=two_workers.kind) >= 6
@@ -125,6 +132,7 @@ def test_the_sample_dashboard_asks_only_for_metrics_the_server_has(
     at, (account, _) = recent(), fresh.customer()
     record = {"Timestamp": at, "CustomerAWSAccountId": account, "Dimension": "users", "Quantity": 1}
     two_workers.client().batch_meter_usage(ProductCode=SAAS, UsageRecords=[record])
+    time.sleep(2 * FLUSH_SECONDS)  # (written for the other process's scrape by then)
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     named = {m for e in exprs for m in re.findall(r"\bmarketmeter_[a-z_]+", e)}
     exposed = {name for name, _ in samples(two_workers)} | {
