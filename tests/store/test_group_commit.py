@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -283,6 +285,71 @@ def test_postgresql_folds_the_usage_log_after_a_group_commits_on_a_thread_of_its
         folded = conn.execute("SELECT dimension, units FROM usage_by_hour ORDER BY 1").fetchall()
     assert pending == (0,)
     assert folded == [("d0", 1), ("d1", 2), ("d2", 3)]
+    store.close()
+
+
+def test_sqlite_folds_the_usage_log_after_a_group_commits_on_a_thread_of_its_own(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f.db"
+    store = SqliteStore(path)
+    store.folds = FoldSchedule(rows=3)  # due after this group's three records
+    threads: set[str] = set()
+    fold = store._fold
+
+    def watched_fold() -> None:
+        threads.add(threading.current_thread().name)
+        fold()
+
+    store._fold = watched_fold  # type: ignore[method-assign]
+
+    async def main() -> None:
+        store.group_commit_on(asyncio.get_running_loop())
+        records = [make_record(i + 1, dimension=f"d{i}") for i in range(3)]
+        await asyncio.gather(*(store.run(lambda tx, r=r: tx.claim_slot(r)) for r in records))
+
+    asyncio.run(main())
+    with closing(sqlite3.connect(path)) as conn:
+        for _ in range(100):  # the fold runs after the answers
+            pending = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+            if pending == (0,):
+                break
+            time.sleep(0.05)
+        folded = conn.execute("SELECT dimension, units FROM usage_by_hour ORDER BY 1").fetchall()
+    assert pending == (0,)
+    assert folded == [("d0", 1), ("d1", 2), ("d2", 3)]
+    assert len(threads) == 1
+    assert next(iter(threads)).startswith("sqlite-fold")
+    store.close()
+
+
+def test_a_group_due_while_a_fold_holds_the_write_lock_waits_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    """The loop keeps turning (here: a ticker) while a fold holds the lock; the group
+    then commits, its units answered."""
+    store = SqliteStore(tmp_path / "w.db")
+    ticks = 0
+
+    async def main() -> list[Any]:
+        nonlocal ticks
+        store.group_commit_on(asyncio.get_running_loop())
+        store._folding.acquire()  # as `_fold_soon` does, then the fold takes the lock
+        store._write_lock.acquire()
+        records = [make_record(i + 1, dimension=f"d{i}") for i in range(2)]
+        stored = asyncio.gather(*(store.run(lambda tx, r=r: tx.claim_slot(r)) for r in records))
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not stored.done()  # still waiting for the lock
+        store._write_lock.release()
+        store._folding.release()
+        return list(await stored)
+
+    got = asyncio.run(main())
+    assert ticks == 20
+    assert len(got) == 2
+    assert store.count_records() == 2
     store.close()
 
 

@@ -12,13 +12,19 @@ Group commit: on a server's event loop (`group_commit_on`), `run` queues units o
 (the claims of a prepared request), and the next loop iteration runs every queued unit in
 one transaction — each in a savepoint of its own, so a failing unit rolls back alone —
 commits once and answers them all. A commit is most of the cost of a small unit, and the
-write lock is held only while units run, not while requests are read and checked.
+write lock is held only while units run, not while requests are read and checked. Under
+group commit the usage log is folded into the rollups after a group's commit, in a
+transaction of its own on a thread of the store's (`_fold_soon`), as PostgreSQL's store
+does: SQLite runs the fold's statements without the GIL, beside the loop's checks of the
+next requests, and a group due while the fold holds the write lock waits for it without
+blocking the loop (`_run_queued`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import mmap
 import os
 import sqlite3
@@ -27,6 +33,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,7 +48,7 @@ from marketmeter.store.sql import (
     SqlReader,
     SqlTransaction,
     add_usage,
-    fold_when_due,
+    fold_usage,
     migrate,
     record_from_row,
     records_query,
@@ -50,12 +57,15 @@ from marketmeter.store.sql.changes import SAFETY_INTERVAL, LogWatch, current_ver
 from marketmeter.store.sql.runner import Dialect, rows_select
 
 T = TypeVar("T")
+log = logging.getLogger("marketmeter.store")
 
 CHECKPOINT_INTERVAL = 0.05
 """Seconds between a server process's checkpoints of the WAL (off its write path)."""
 WRITER_CHECKPOINT_PAGES = 16_384
 """With a checkpointer, the writer checkpoints only past this WAL size (64 MiB at 4 KiB
 pages): the checkpointer fell behind, or stopped."""
+FOLD_WAIT = 0.001
+"""Seconds between a due group's looks at the write lock while a fold holds it."""
 
 
 class SqliteRunner:
@@ -100,6 +110,9 @@ class SqliteStore(SqlReader, OutboxStore):
         self._queue: list[Queued] = []
         self.folds = FoldSchedule()
         self._checkpointer: _Checkpointer | None = None
+        self._folder: ThreadPoolExecutor | None = None
+        self._folding = threading.Lock()
+        self._fold_conn: sqlite3.Connection | None = None
         with translate_errors():
             # The lock beside the database, named from its real path: one file per database.
             lock_path = os.path.realpath(self.path) + ".lock"
@@ -152,6 +165,8 @@ class SqliteStore(SqlReader, OutboxStore):
             _end_transaction(conn)
 
     def close(self) -> None:
+        if self._folder is not None:
+            self._folder.shutdown(wait=True)  # (a fold under way ends first)
         if self._checkpointer is not None:
             self._checkpointer.stop()
         with self._connections_lock:
@@ -186,6 +201,9 @@ class SqliteStore(SqlReader, OutboxStore):
         if self._checkpointer is None:
             self._writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}")
             self._checkpointer = _Checkpointer(self._connect())
+        if self._folder is None:
+            self._fold_conn = self._connect()
+            self._folder = ThreadPoolExecutor(1, thread_name_prefix="sqlite-fold")
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
@@ -216,6 +234,11 @@ class SqliteStore(SqlReader, OutboxStore):
         """On the event loop: the units queued during the last iteration, as one group.
         (A writer thread was measured: the GIL's hand-offs between it and the loop cost far
         more than letting SQLite's work overlap the loop's gains.)"""
+        if self._folding.locked() and self._write_lock.locked() and self._loop is not None:
+            # A fold holds the write lock: look again soon; the units that come meanwhile
+            # join this group (`run` schedules no other while the queue is not empty).
+            self._loop.call_later(FOLD_WAIT, self._run_queued)
+            return
         group, self._queue = self._queue, []
         answer([future for _, future in group], self._run_group([unit for unit, _ in group]))
 
@@ -247,7 +270,7 @@ class SqliteStore(SqlReader, OutboxStore):
                             answers.append((exc, False))
                         conn.execute("RELEASE unit")
                     # the group's sums into the usage log, in one statement
-                    fold_when_due(runner, self.folds, add_usage(runner, stored))
+                    appended = add_usage(runner, stored)
                     version = publish(runner, changes)
                     conn.execute("COMMIT")
                     self._announce(version)
@@ -255,8 +278,38 @@ class SqliteStore(SqlReader, OutboxStore):
                     _end_transaction(conn)
         except BaseException as exc:
             return failed_group(exc, len(units), "SQLite")
+        if self.folds.appended(appended):
+            self._fold_soon()
         metrics.group_committed("sqlite", len(units), time.perf_counter() - started, len(stored))
         return answers
+
+    def _fold_soon(self) -> None:
+        """Fold the usage log on the store's thread, in a transaction of its own (one fold
+        at a time; one due while another runs is left to the next)."""
+        folder = self._folder
+        if folder is None or not self._folding.acquire(blocking=False):
+            return
+        try:  # (after the group's commit: nothing here may turn its answers into errors)
+            folder.submit(self._fold)
+        except RuntimeError:  # the store is closing: a later fold moves these rows
+            self._folding.release()
+
+    def _fold(self) -> None:
+        conn = self._fold_conn
+        try:
+            if conn is None:
+                return
+            with self._exclusive(), translate_errors():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    fold_usage(SqliteRunner(conn))
+                    conn.execute("COMMIT")
+                finally:
+                    _end_transaction(conn)
+        except Exception as exc:
+            log.warning("folding the usage log failed (a later fold retries): %r", exc)
+        finally:
+            self._folding.release()
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
