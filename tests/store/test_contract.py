@@ -251,6 +251,7 @@ def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
         (5, "lifecycle"),
         (6, "usage_rollups"),
         (7, "usage_log"),
+        (8, "records_as_usage_log"),
     ]
     for s in opened:
         s.close()

@@ -32,6 +32,7 @@ from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sqlite import SqliteStore
 from tests.postgres import TemporaryPostgres
 from tests.store.test_contract import HOUR, make_record
+from tests.store.test_usage_rollups import sqlite_unfolded
 
 
 def test_grouped_units_fail_alone_and_are_answered_after_the_commit(database_url: str) -> None:
@@ -311,12 +312,12 @@ def test_sqlite_folds_the_usage_log_after_a_group_commits_on_a_thread_of_its_own
     asyncio.run(main())
     with closing(sqlite3.connect(path)) as conn:
         for _ in range(100):  # the fold runs after the answers
-            pending = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
-            if pending == (0,):
+            unfolded = sqlite_unfolded(conn)
+            if unfolded == 0:
                 break
             time.sleep(0.05)
         folded = conn.execute("SELECT dimension, units FROM usage_by_hour ORDER BY 1").fetchall()
-    assert pending == (0,)
+    assert unfolded == 0
     assert folded == [("d0", 1), ("d1", 2), ("d2", 3)]
     assert len(threads) == 1
     assert next(iter(threads)).startswith("sqlite-fold")

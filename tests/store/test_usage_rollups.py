@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketmeter.domain.models import Allocation, MeteringRecord, SlotKey, Tag
-from marketmeter.domain.ports import Store
+from marketmeter.domain.ports import Store, UsageSlice
 from marketmeter.domain.quantities import Quantity
 from marketmeter.domain.usage import usage_report
 from marketmeter.store.factory import open_store
@@ -29,7 +29,8 @@ from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sql.metering import _records_params
 from marketmeter.store.sql.migrate import statements
-from marketmeter.store.sqlite import SqliteStore
+from marketmeter.store.sql.usage import _sums_query, add_usage
+from marketmeter.store.sqlite import SqliteRunner, SqliteStore
 
 START = datetime(2026, 10, 29, tzinfo=UTC)  # the span crosses a month's end
 SPAN_HOURS = 24 * 6
@@ -219,14 +220,24 @@ def test_report_totals_equal_the_records_sums(store: Store, data: st.DataObject)
 
 
 def log_rows(database_url: str) -> int:
-    """The rows of the usage log not yet folded into the rollups."""
+    """The rows of the usage log not yet folded into the rollups (on SQLite, its rows and
+    the records without allocations above the last one folded)."""
     if database_url.startswith("sqlite:///"):
         with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
-            return int(conn.execute("SELECT count(*) FROM usage_pending").fetchone()[0])
+            return sqlite_unfolded(conn)
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
         assert row is not None
         return int(row[0])
+
+
+def sqlite_unfolded(conn: sqlite3.Connection) -> int:
+    (pending,) = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+    (records,) = conn.execute(
+        "SELECT count(*) FROM metering_records WHERE allocations IS NULL "
+        "AND seq > (SELECT COALESCE(MAX(last_seq), 0) FROM usage_folded)"
+    ).fetchone()
+    return int(pending) + int(records)
 
 
 def month_report(store: Store, product: str) -> dict[tuple[Any, ...], list[Any]]:
@@ -428,5 +439,118 @@ def test_records_stored_before_the_rollups_existed_are_added_by_the_migration(
             for row in report.rows
         }
         assert got == expected
+    finally:
+        store.close()
+
+
+def _sqlite_at_version(path: Path, version: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    for migration in migrations_for("sqlite"):
+        if migration.version > version:
+            break
+        for statement in statements(migration.sql):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
+        )
+    return conn
+
+
+def _report_matches(store: Store, product: str) -> None:
+    report = usage_report(
+        store,
+        product,
+        by="day",
+        start=START,
+        end=START + timedelta(days=7),
+        group=["customer", "tag:team"],
+    )
+    raw = list(store.iter_records(product))
+    expected = expected_rows(raw, "day", ["customer", "tag:team"], report.start, report.end)
+    got = {(r.period, tuple(r.keys.items())): [r.quantity, r.records] for r in report.rows}
+    assert got == expected
+
+
+def test_records_logged_by_the_old_trigger_are_counted_once_after_the_migration(
+    tmp_path: Path,
+) -> None:
+    """A database of schema 7 (SQLite): its trigger logged the records without
+    allocations, some folded and some not. Version 8 reads records as their own log from
+    then on: none of those is counted again, and new records are counted."""
+    path = tmp_path / "seven.db"
+    conn = _sqlite_at_version(path, 7)
+    old, new = _chunks(some_records("prod-seven", 60, seed=3), 30)
+    columns = (
+        "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
+        "hour, operation, timestamp, quantity_micros, quantity_text, quantity_as_decimal, "
+        "allocations, customer_identifier, license_arn, received_at, accepted_late"
+    )
+    params = _records_params(old)
+    for i in range(len(old)):
+        conn.execute(
+            f"INSERT INTO metering_records ({columns}) VALUES ({', '.join('?' * 17)})",
+            params[i * 17 : (i + 1) * 17],
+        )
+    (logged,) = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+    assert logged == sum(1 for r in old if r.allocations is None)  # by the trigger
+    add_usage(SqliteRunner(conn), old)  # and those with allocations, as version 7 did
+    conn.commit()
+    conn.close()
+
+    store = SqliteStore(path)
+    try:
+        _report_matches(store, "prod-seven")
+        with store.transaction() as tx:
+            tx.fold_usage(10)  # type: ignore[attr-defined]  # some folded, some not
+        _report_matches(store, "prod-seven")
+        with store.transaction() as tx:
+            assert tx.claim_slots(new) == new
+        _report_matches(store, "prod-seven")
+        with store.transaction() as tx:
+            tx.fold_usage()  # type: ignore[attr-defined]
+        with closing(sqlite3.connect(path)) as check:
+            assert sqlite_unfolded(check) == 0
+        _report_matches(store, "prod-seven")
+    finally:
+        store.close()
+
+
+def test_records_stored_after_a_reset_are_counted(store: Store) -> None:
+    """A reset empties the records (SQLite numbers them from 1 again) and the rollups:
+    what is stored next is reported, folded or not."""
+    first, second = _chunks(some_records("prod-reset", 40, seed=9), 20)
+    with store.transaction() as tx:
+        assert tx.claim_slots(first) == first
+    with store.transaction() as tx:
+        tx.fold_usage()  # type: ignore[attr-defined]
+    with store.transaction() as tx:
+        tx.clear_marketplace()
+    _report_matches(store, "prod-reset")  # nothing
+    with store.transaction() as tx:
+        assert tx.claim_slots(second[:10]) == second[:10]
+    _report_matches(store, "prod-reset")  # not folded
+    with store.transaction() as tx:
+        tx.fold_usage()  # type: ignore[attr-defined]
+        assert tx.claim_slots(second[10:]) == second[10:]
+    _report_matches(store, "prod-reset")  # some folded, some not
+    assert len(list(store.iter_records("prod-reset"))) == 20
+
+
+def test_sqlite_reports_find_the_records_not_folded_by_seq(tmp_path: Path) -> None:
+    """The report's part that reads records not folded yet walks `seq` from the last
+    folded, never the slot index's range of the whole slice (millions of rows)."""
+    store = SqliteStore(tmp_path / "plan.db")
+    try:
+        for query in (
+            UsageSlice("p", START, START + timedelta(days=1), "hours", per_hour=True),
+            UsageSlice("p", START, START + timedelta(days=1), "days", by_customer=True),
+        ):
+            sql, params, _ = _sums_query(query, "sqlite")
+            with closing(sqlite3.connect(tmp_path / "plan.db")) as conn:
+                plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            on_records = [step for step in plan if "metering_records" in step]
+            assert on_records, plan
+            assert all("INTEGER PRIMARY KEY (rowid>?)" in step for step in on_records), plan
     finally:
         store.close()

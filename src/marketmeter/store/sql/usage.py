@@ -1,13 +1,16 @@
 """The usage rollups (`usage_by_hour`, `usage_by_day`) and their log (`usage_pending`):
-written by the transaction that stores records, read by the usage report (`domain.usage`).
+written by the transactions that store records, read by the usage report (`domain.usage`).
 
-A transaction logs its records' sums (a database trigger for records without allocations,
-`add_usage` for the others): rows at the end of one table — the write path pays for no
-scattered index entries. The log is folded into the rollups in bulk (`fold_usage`), its
-rows grouped and sorted by the rollups' keys, inside the writing transaction that makes
-it due (`FoldSchedule`, `fold_when_due`). A report reads
-the rollups and the log's rows together, in one statement: exact at every moment, whether
-folded or not (see the migrations `0006_usage_rollups.sql` and `0007_usage_log.sql`).
+Records with allocations are logged by `add_usage`, one row per tag set. Records without
+(nearly all) are logged by the database: on PostgreSQL a trigger copies them into the log
+as they are stored; on SQLite the records themselves are the log — the rows of
+`metering_records` above the last one folded (`usage_folded`), read by their `seq` (a
+writer at a time: `seq` only grows). Either way the write path pays for no scattered index
+entries. The log is folded into the rollups in bulk (`fold_usage`), its rows grouped and
+sorted by the rollups' keys, when due (`FoldSchedule`). A report reads the rollups and the
+log's rows together, in one statement: exact at every moment, whether folded or not (see
+the migrations `0006_usage_rollups.sql`, `0007_usage_log.sql` and, on SQLite,
+`0008_records_as_usage_log.sql`).
 
 A record makes one log row per distinct tag set of its allocations ('' when it has none).
 """
@@ -65,6 +68,23 @@ _ROLLUPS = (
     ),
 )
 
+_SQLITE_MONTH = "CAST(strftime('%s', hour / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000"
+"""SQLite: the first instant of an hour's month (epoch ms), from the hour (epoch ms)."""
+_LAST_FOLDED = "(SELECT COALESCE(MAX(last_seq), 0) FROM usage_folded)"
+"""SQLite: the `seq` of the last record folded (0 when none was, or after a reset)."""
+
+
+def _unfolded_records(bounded: str = "") -> str:
+    """SQLite: the records without allocations not folded yet, as rows of the log (read by
+    their `seq`, above the last folded; `bounded` adds a condition on it)."""
+    return (
+        f"(SELECT product_code, hour, {_SQLITE_MONTH} AS month, customer_aws_account_id, "
+        "customer_identifier, dimension, '' AS tags, quantity_micros AS micros, "
+        "1 AS records, 1 AS allocations FROM metering_records "
+        f"WHERE seq > {_LAST_FOLDED}{bounded} AND allocations IS NULL)"
+    )
+
+
 _SQLITE_ROWS = 3_200
 """Log rows per SQLite statement (at 10 values a row, under its 32,766 parameters)."""
 
@@ -80,9 +100,10 @@ FOLD_LOCK = 0x6D6D_666F_6C64
 
 def add_usage(run: Runner, records: Iterable[MeteringRecord], *, untagged: bool = False) -> int:
     """Log newly stored records' sums (inside their transaction): those with allocations
-    here, one row per tag set; the others are logged by the database as it stores them (a
-    trigger of `0007_usage_log.sql`), or here too when `untagged` (records stored before
-    the trigger existed). The number of log rows the records made."""
+    here, one row per tag set; the others are logged by the database as it stores them
+    (PostgreSQL's trigger; on SQLite they are read from `metering_records` when folded),
+    or here too when `untagged` (records stored before the log existed, which the caller
+    then marks folded). The number of log rows the records made."""
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     hours: dict[Any, tuple[int, int]] = {}
@@ -162,9 +183,11 @@ def _fold_sql(table: str, key: tuple[str, ...], source: str) -> str:
 def fold_usage(run: Runner, limit: int | None = FOLD_LIMIT) -> int:
     """Move the log's oldest rows (up to `limit`; None: all) into the rollups, inside the
     caller's transaction (on SQLite, one that holds the write lock); the number moved.
-    On PostgreSQL, one statement deletes the rows it adds — rows committed meanwhile are
-    neither — and one folding transaction runs at a time (others return 0). (One folder
-    at a time: the rollups' "shard", which spread concurrent writers, is always 0 now.)"""
+    On SQLite, each of the log's two parts (its rows, the records above the last folded)
+    moves up to `limit`. On PostgreSQL, one statement deletes the rows it adds — rows
+    committed meanwhile are neither — and one folding transaction runs at a time (others
+    return 0). (One folder at a time: the rollups' "shard", which spread concurrent
+    writers, is always 0 now.)"""
     if run.dialect == "postgresql":
         if not run.fetchone("SELECT pg_try_advisory_xact_lock(?)", (FOLD_LOCK,))[0]:
             return 0
@@ -179,16 +202,39 @@ def fold_usage(run: Runner, limit: int | None = FOLD_LIMIT) -> int:
             (),
         )
         return int(row[0])
-    top = run.fetchone(  # (SQLite: LIMIT -1 is no limit)
-        "SELECT max(seq) FROM (SELECT seq FROM usage_pending ORDER BY seq LIMIT ?)",
-        (-1 if limit is None else limit,),
+    # SQLite: the log's rows, then the records above the last folded (each part up to
+    # `limit`; LIMIT -1 is no limit).
+    most = -1 if limit is None else limit
+    moved = 0
+    top = run.fetchone(
+        "SELECT max(seq) FROM (SELECT seq FROM usage_pending ORDER BY seq LIMIT ?)", (most,)
     )[0]
-    if top is None:
-        return 0
-    source = f"(SELECT * FROM usage_pending WHERE seq <= {int(top)})"
-    for table, key in _ROLLUPS:
-        run.execute(_fold_sql(table, key, source), ())
-    return run.execute("DELETE FROM usage_pending WHERE seq <= ?", (top,))
+    if top is not None:
+        source = f"(SELECT * FROM usage_pending WHERE seq <= {int(top)})"
+        for table, key in _ROLLUPS:
+            run.execute(_fold_sql(table, key, source), ())
+        moved += run.execute("DELETE FROM usage_pending WHERE seq <= ?", (top,))
+    newest = run.fetchone(
+        "SELECT max(seq) FROM (SELECT seq FROM metering_records "
+        f"WHERE seq > {_LAST_FOLDED} ORDER BY seq LIMIT ?)",
+        (most,),
+    )[0]
+    if newest is not None:
+        source = _unfolded_records(f" AND seq <= {int(newest)}")
+        moved += int(run.fetchone(f"SELECT count(*) FROM {source}", ())[0])
+        for table, key in _ROLLUPS:
+            run.execute(_fold_sql(table, key, source), ())
+        _mark_folded(run, int(newest))
+    return moved
+
+
+def _mark_folded(run: Runner, seq: int) -> None:
+    """SQLite: the records up to `seq` are in the rollups."""
+    run.execute(
+        "INSERT INTO usage_folded (id, last_seq) VALUES (1, ?) "
+        "ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq",
+        (seq,),
+    )
 
 
 class FoldSchedule:
@@ -236,6 +282,10 @@ def rebuild_rollups(run: Runner) -> None:
     for table in ("usage_by_hour", "usage_by_day", "usage_pending"):
         run.execute(f"DELETE FROM {table}", ())
     after = 0
+    if run.dialect == "sqlite":  # every record is logged below: none is left to read
+        _mark_folded(
+            run, int(run.fetchone("SELECT COALESCE(MAX(seq), 0) FROM metering_records", ())[0])
+        )
     while rows := record_page(run, RecordFilter(), after, 5000):
         add_usage(run, [row.record for row in rows], untagged=True)
         fold_usage(run, None)
@@ -249,7 +299,8 @@ class UsageReads:
         raise NotImplementedError
 
     def usage_sums(self, query: UsageSlice) -> list[UsageSum]:
-        sql, params, groups = _sums_query(query)
+        run = self._runner()
+        sql, params, groups = _sums_query(query, run.dialect)
         at = groups.index("at") if "at" in groups else None
         who = groups.index("customer_aws_account_id") if query.by_customer else None
         dimension = groups.index("dimension")
@@ -258,7 +309,7 @@ class UsageReads:
         n = len(groups)
         sums: list[UsageSum] = []
         append = sums.append
-        for row in self._runner().fetchall(sql, params):
+        for row in run.fetchall(sql, params):
             micros = int(row[n]) * MICROS_PER_UNIT + int(row[n + 1])
             count = int(row[n + 2])
             when = None if at is None else from_ms(int(row[at]))
@@ -290,7 +341,7 @@ class UsageReads:
         return sums
 
 
-def _sums_query(q: UsageSlice) -> tuple[str, list[Any], list[str]]:
+def _sums_query(q: UsageSlice, dialect: str) -> tuple[str, list[Any], list[str]]:
     """The slice's SELECT, its parameters, and the names of its grouping columns (the time
     column named "at"), which come first, then the sums: units, millionths, count."""
     start, end = to_ms(q.start), to_ms(q.end)
@@ -330,6 +381,15 @@ def _sums_query(q: UsageSlice) -> tuple[str, list[Any], list[str]]:
             f"WHERE product_code = ? AND hour >= ? AND hour < ? GROUP BY {listed}"
         )
         params += [q.product_code, start, end]
+        if dialect == "sqlite":
+            # The records not folded yet: found by `seq` (the "+" keeps SQLite from reading
+            # the slot index's range of the whole slice instead).
+            sql += (
+                f" UNION ALL SELECT {logged}, {', '.join(logged_sums)} "
+                f"FROM {_unfolded_records()} "
+                f"WHERE +product_code = ? AND +hour >= ? AND +hour < ? GROUP BY {listed}"
+            )
+            params += [q.product_code, start, end]
         return sql, params, ["at" if g in ("hour", "day") else g for g in groups]
     listed = ", ".join(groups)
     sql = f"SELECT {listed}, {', '.join(sums)} FROM {table} WHERE {where} GROUP BY {listed}"

@@ -1,0 +1,5 @@
+-- marketmeter schema, version 8: on SQLite, the records are their own usage log (a fold
+-- reads them by seq above the last one folded). Nothing changes on PostgreSQL, which keeps
+-- the trigger of version 7: its writers commit concurrently, out of the order of seq, so
+-- "above the last seq folded" could skip a record committed late. (The version keeps both
+-- stores' schemas numbered alike.)
