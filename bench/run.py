@@ -239,7 +239,7 @@ def prefill_sqlite(path: Path, records: int) -> None:
     """`records` records of the benchmark's product, its customers and dimensions, in hours
     before any the runs use (from 100 hours back), with ids as marketmeter makes them — the
     table and its indexes as large as after weeks of traffic. They are
-    left out of the usage rollups (the database's trigger is off while they are stored)."""
+    left out of the usage rollups (marked folded without being added to them)."""
     top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     first_hour = int((top - timedelta(hours=100)).timestamp() * 1000)
     per_hour = bench_catalog.CUSTOMERS * len(bench_catalog.SAAS_DIMENSIONS)
@@ -249,12 +249,7 @@ def prefill_sqlite(path: Path, records: int) -> None:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -1048576")
-        (trigger,) = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'trigger' "
-            "AND name = 'metering_records_usage'"
-        ).fetchone()
         conn.execute("BEGIN")
-        conn.execute("DROP TRIGGER metering_records_usage")
         conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1) "
             "INSERT INTO metering_records (record_id, product_code, customer_aws_account_id, "
@@ -286,7 +281,11 @@ def prefill_sqlite(path: Path, records: int) -> None:
                 per_hour,
             ),
         )
-        conn.execute(trigger)
+        # (Marked folded: the records are SQLite's own usage log above the last folded.)
+        conn.execute(
+            "INSERT INTO usage_folded (id, last_seq) SELECT 1, MAX(seq) FROM metering_records "
+            "WHERE true ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq"
+        )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

@@ -85,8 +85,18 @@ def _fill_sql(dialect: str, customers: int, records: int) -> list[str]:
         "SUM(quantity_micros - quantity_micros / 1000000 * 1000000), COUNT(*), COUNT(*) "
         "FROM metering_records GROUP BY 1, 2, 3, 5",
         # The rollups above are what folding the log would make, at once; the log the
-        # trigger wrote as the records went in is dropped, or reports would count twice.
+        # trigger wrote as the records went in is dropped (PostgreSQL), and the records are
+        # marked folded (SQLite, where they are their own log), or reports would count twice.
         "DELETE FROM usage_pending",
+        *(
+            [
+                "INSERT INTO usage_folded (id, last_seq) SELECT 1, MAX(seq) FROM "
+                "metering_records WHERE true "
+                "ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq"
+            ]
+            if dialect == "sqlite"
+            else []
+        ),
     ]
 
 
