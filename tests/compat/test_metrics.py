@@ -4,10 +4,12 @@ step with what was sent; and the optional bearer token."""
 
 from __future__ import annotations
 
+import signal
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -140,3 +142,28 @@ def test_the_sample_dashboard_asks_only_for_metrics_the_server_has(
     }
     assert named, "the dashboard queries nothing"
     assert named <= exposed, named - exposed
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_removes_its_metrics_directory_when_stopped_by_sigterm(
+    tmp_path: Path, workers: str
+) -> None:
+    """`serve` makes the processes' metrics directory in the temporary directory, and a
+    SIGTERM (what `docker stop` and systemd send) removes it with the rest."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    server = start_server(
+        f"sqlite:///{tmp_path / 'm.db'}",
+        tmp_path,
+        "--workers",
+        workers,
+        env={"TMPDIR": str(temporary)},
+    )
+    try:
+        made = list(temporary.glob("marketmeter-metrics-*"))
+        assert len(made) == 1, made
+    finally:
+        server.stop()
+    assert server.process is not None
+    assert server.process.returncode in (0, 128 + signal.SIGTERM)  # (not killed by it)
+    assert list(temporary.glob("marketmeter-metrics-*")) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,8 +76,18 @@ def metrics_directory() -> Iterator[Path]:
         return
     directory = Path(tempfile.mkdtemp(prefix="marketmeter-metrics-"))
     os.environ[MULTIPROCESS_DIR] = str(directory)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the
+    # handler it found installed: by default that ends the process at once, before this
+    # `finally` (the directory was left behind by every `docker stop`). This handler ends
+    # it by SystemExit instead, with the same status.
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         yield directory
     finally:
+        signal.signal(signal.SIGTERM, previous)
         del os.environ[MULTIPROCESS_DIR]
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
