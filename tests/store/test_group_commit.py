@@ -335,7 +335,8 @@ def test_a_group_due_while_a_fold_holds_the_write_lock_waits_without_blocking_th
     async def main() -> list[Any]:
         nonlocal ticks
         store.group_commit_on(asyncio.get_running_loop())
-        store._folding.acquire()  # as `_fold_soon` does, then the fold takes the lock
+        assert store._folds is not None
+        store._folds._busy.acquire()  # as `soon` does; then the fold takes the write lock
         store._write_lock.acquire()
         records = [make_record(i + 1, dimension=f"d{i}") for i in range(2)]
         stored = asyncio.gather(*(store.run(lambda tx, r=r: tx.claim_slot(r)) for r in records))
@@ -344,7 +345,7 @@ def test_a_group_due_while_a_fold_holds_the_write_lock_waits_without_blocking_th
             ticks += 1
         assert not stored.done()  # still waiting for the lock
         store._write_lock.release()
-        store._folding.release()
+        store._folds._busy.release()
         return list(await stored)
 
     got = asyncio.run(main())

@@ -44,7 +44,14 @@ from marketmeter.domain.ports import (
     StoreUnavailable,
     Transaction,
 )
-from marketmeter.store.groups import Outcome, Queued, Unit, answer, failed_group
+from marketmeter.store.groups import (
+    BackgroundFolds,
+    Outcome,
+    Queued,
+    Unit,
+    answer,
+    failed_group,
+)
 from marketmeter.store.sql import (
     FoldSchedule,
     OutboxStore,
@@ -204,8 +211,7 @@ class PostgresStore(SqlReader, OutboxStore):
         self._in_flight = 0
         self._dispatch_planned = False
         self._groups: ThreadPoolExecutor | None = None
-        self._folder: ThreadPoolExecutor | None = None
-        self._folding = threading.Lock()
+        self._folds: BackgroundFolds | None = None
         self._pool: ConnectionPool[Any] = ConnectionPool(
             conninfo,
             min_size=1,
@@ -270,7 +276,7 @@ class PostgresStore(SqlReader, OutboxStore):
         (group commit)."""
         self._loop = loop
         self._groups = ThreadPoolExecutor(self._max_groups, thread_name_prefix="pg-group")
-        self._folder = ThreadPoolExecutor(1, thread_name_prefix="pg-fold")
+        self._folds = BackgroundFolds(self._fold, "pg-fold")
 
     async def run(self, unit: Callable[[Transaction], T]) -> T:
         loop = self._loop
@@ -362,43 +368,28 @@ class PostgresStore(SqlReader, OutboxStore):
         if version is not None:
             for watch in list(self._watches):
                 watch.announce(version)
-        if self.folds.appended(appended):
-            self._fold_soon()
+        if self.folds.appended(appended) and self._folds is not None:
+            self._folds.soon()
         seconds = time.perf_counter() - started
         metrics.group_committed("postgresql", len(units), seconds, len(stored))
         return outcomes
 
-    def _fold_soon(self) -> None:
-        """Fold the usage log on a thread of its own, in a transaction of its own: a fold
-        moves thousands of rows, and the groups that come meanwhile need not wait for it
-        (one fold at a time; one due while another runs is left to the next)."""
-        folder = self._folder
-        if folder is None or not self._folding.acquire(blocking=False):
-            return
-        try:  # (after the group's commit: nothing here may turn its answers into errors)
-            folder.submit(self._fold)
-        except RuntimeError:  # the store is closing: a later fold moves these rows
-            self._folding.release()
-
     def _fold(self) -> None:
-        try:
-            with (
-                translate_errors(),
-                self._pool.connection(self._timeout) as conn,
-                conn.transaction(),
-            ):
-                fold_usage(PostgresRunner(conn))
-        except Exception as exc:
-            log.warning("folding the usage log failed (a later fold retries): %r", exc)
-        finally:
-            self._folding.release()
+        """On the folds' thread: one fold, in a transaction of its own."""
+        with (
+            translate_errors(),
+            self._pool.connection(self._timeout) as conn,
+            conn.transaction(),
+        ):
+            fold_usage(PostgresRunner(conn))
 
     def close(self) -> None:
         if not self._closed.is_set():
             self._closed.set()
-            for threads in (self._groups, self._folder):
-                if threads is not None:
-                    threads.shutdown(wait=True)
+            if self._groups is not None:
+                self._groups.shutdown(wait=True)
+            if self._folds is not None:
+                self._folds.close()
             for watch in list(self._watches):
                 watch.close()
             self._pool.close()

@@ -14,7 +14,7 @@ one transaction — each in a savepoint of its own, so a failing unit rolls back
 commits once and answers them all. A commit is most of the cost of a small unit, and the
 write lock is held only while units run, not while requests are read and checked. Under
 group commit the usage log is folded into the rollups after a group's commit, in a
-transaction of its own on a thread of the store's (`_fold_soon`), as PostgreSQL's store
+transaction of its own on a thread of the store's (`BackgroundFolds`), as PostgreSQL's store
 does: SQLite runs the fold's statements without the GIL, beside the loop's checks of the
 next requests, and a group due while the fold holds the write lock waits for it without
 blocking the loop (`_run_queued`).
@@ -33,7 +33,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,7 +40,14 @@ from typing import Any, TypeVar
 from marketmeter import metrics
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import CatalogChange, StoreConflict, StoreUnavailable, Transaction
-from marketmeter.store.groups import Outcome, Queued, Unit, answer, failed_group
+from marketmeter.store.groups import (
+    BackgroundFolds,
+    Outcome,
+    Queued,
+    Unit,
+    answer,
+    failed_group,
+)
 from marketmeter.store.sql import (
     FoldSchedule,
     OutboxStore,
@@ -110,8 +116,7 @@ class SqliteStore(SqlReader, OutboxStore):
         self._queue: list[Queued] = []
         self.folds = FoldSchedule()
         self._checkpointer: _Checkpointer | None = None
-        self._folder: ThreadPoolExecutor | None = None
-        self._folding = threading.Lock()
+        self._folds: BackgroundFolds | None = None
         self._fold_conn: sqlite3.Connection | None = None
         with translate_errors():
             # The lock beside the database, named from its real path: one file per database.
@@ -165,8 +170,8 @@ class SqliteStore(SqlReader, OutboxStore):
             _end_transaction(conn)
 
     def close(self) -> None:
-        if self._folder is not None:
-            self._folder.shutdown(wait=True)  # (a fold under way ends first)
+        if self._folds is not None:
+            self._folds.close()  # (a fold under way ends first)
         if self._checkpointer is not None:
             self._checkpointer.stop()
         with self._connections_lock:
@@ -201,9 +206,9 @@ class SqliteStore(SqlReader, OutboxStore):
         if self._checkpointer is None:
             self._writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}")
             self._checkpointer = _Checkpointer(self._connect())
-        if self._folder is None:
+        if self._folds is None:
             self._fold_conn = self._connect()
-            self._folder = ThreadPoolExecutor(1, thread_name_prefix="sqlite-fold")
+            self._folds = BackgroundFolds(self._fold, "sqlite-fold")
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
@@ -234,10 +239,11 @@ class SqliteStore(SqlReader, OutboxStore):
         """On the event loop: the units queued during the last iteration, as one group.
         (A writer thread was measured: the GIL's hand-offs between it and the loop cost far
         more than letting SQLite's work overlap the loop's gains.)"""
-        if self._folding.locked() and self._write_lock.locked() and self._loop is not None:
+        folds, loop = self._folds, self._loop
+        if folds is not None and folds.running and self._write_lock.locked() and loop:
             # A fold holds the write lock: look again soon; the units that come meanwhile
             # join this group (`run` schedules no other while the queue is not empty).
-            self._loop.call_later(FOLD_WAIT, self._run_queued)
+            loop.call_later(FOLD_WAIT, self._run_queued)
             return
         group, self._queue = self._queue, []
         answer([future for _, future in group], self._run_group([unit for unit, _ in group]))
@@ -278,38 +284,23 @@ class SqliteStore(SqlReader, OutboxStore):
                     _end_transaction(conn)
         except BaseException as exc:
             return failed_group(exc, len(units), "SQLite")
-        if self.folds.appended(appended):
-            self._fold_soon()
+        if self.folds.appended(appended) and self._folds is not None:
+            self._folds.soon()
         metrics.group_committed("sqlite", len(units), time.perf_counter() - started, len(stored))
         return answers
 
-    def _fold_soon(self) -> None:
-        """Fold the usage log on the store's thread, in a transaction of its own (one fold
-        at a time; one due while another runs is left to the next)."""
-        folder = self._folder
-        if folder is None or not self._folding.acquire(blocking=False):
-            return
-        try:  # (after the group's commit: nothing here may turn its answers into errors)
-            folder.submit(self._fold)
-        except RuntimeError:  # the store is closing: a later fold moves these rows
-            self._folding.release()
-
     def _fold(self) -> None:
+        """On the folds' thread: one fold, in a transaction of its own."""
         conn = self._fold_conn
-        try:
-            if conn is None:
-                return
-            with self._exclusive(), translate_errors():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    fold_usage(SqliteRunner(conn))
-                    conn.execute("COMMIT")
-                finally:
-                    _end_transaction(conn)
-        except Exception as exc:
-            log.warning("folding the usage log failed (a later fold retries): %r", exc)
-        finally:
-            self._folding.release()
+        if conn is None:
+            return
+        with self._exclusive(), translate_errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                fold_usage(SqliteRunner(conn))
+                conn.execute("COMMIT")
+            finally:
+                _end_transaction(conn)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
