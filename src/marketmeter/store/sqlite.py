@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import logging
 import mmap
 import os
 import sqlite3
@@ -63,7 +62,6 @@ from marketmeter.store.sql.changes import SAFETY_INTERVAL, LogWatch, current_ver
 from marketmeter.store.sql.runner import Dialect, rows_select
 
 T = TypeVar("T")
-log = logging.getLogger("marketmeter.store")
 
 CHECKPOINT_INTERVAL = 0.05
 """Seconds between a server process's checkpoints of the WAL (off its write path)."""
