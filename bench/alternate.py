@@ -57,8 +57,9 @@ def alternate(
                 cpu.append(ra.cpu_us_per_record / rb.cpu_us_per_record)
                 print(
                     f"· {a.name}, round {i + 1}: {labels[0]} {ra.records_per_s:,.0f} "
-                    f"records/s, {ra.cpu_us_per_record:.1f} µs of CPU each; {labels[1]} "
-                    f"{rb.records_per_s:,.0f}, {rb.cpu_us_per_record:.1f} µs",
+                    f"records/s, {ra.cpu_us_per_record:.1f} µs of CPU each, p99 {ra.p99_ms:.0f} "
+                    f"ms; {labels[1]} {rb.records_per_s:,.0f}, {rb.cpu_us_per_record:.1f} µs, "
+                    f"p99 {rb.p99_ms:.0f} ms",
                     flush=True,
                 )
             rows.append((a.name, throughput, cpu))

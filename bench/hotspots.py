@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--pyinstrument", action="store_true")
     parser.add_argument("--bare", action="store_true", help="time it, no profiler")
     parser.add_argument("--database", default="")
+    parser.add_argument("--dump", default="", help="save cProfile's statistics to this file")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
         "--rounds", type=int, default=1, help="time this many rounds of --requests; the best"
@@ -143,6 +144,8 @@ def main() -> None:
         elapsed = min(rounds)
         if isinstance(profiler, cProfile.Profile):
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+            if args.dump:
+                profiler.dump_stats(args.dump)
         elif profiler is not None:
             print(profiler.output_text(unicode=True, color=False, show_all=False))
         n = args.requests

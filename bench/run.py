@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -292,6 +293,10 @@ def prefill_sqlite(path: Path, records: int) -> None:
         conn.close()
 
 
+_LOG_ENTRY = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \S+ \[\d+\] ")
+"""The start of an entry of PostgreSQL's log (its default log_line_prefix, '%m [%p] ')."""
+
+
 class Databases:
     """A template database holding the catalog, copied for every scenario."""
 
@@ -324,7 +329,11 @@ class Databases:
         bindir = find_bindir()
         assert bindir is not None
         # PostgreSQL's defaults, as production runs it: fsync on, synchronous_commit on.
-        self.pg = TemporaryPostgres(bindir, durable=True)
+        # auto_explain logs the plan of every statement slower than 1 s (none should be),
+        # for `slow_plans` to show.
+        self.pg = TemporaryPostgres(
+            bindir, durable=True, settings={"auto_explain.log_min_duration": "1000"}
+        )
         self.pg.start()
         print("· applying the benchmark catalog (PostgreSQL)", flush=True)
         self._pg_admin("CREATE DATABASE bench_template")
@@ -377,6 +386,23 @@ class Databases:
             self._start_postgres()
         self._pg_admin(f"CREATE DATABASE bench_empty{self._n}")
         return str(self.pg.url(f"bench_empty{self._n}"))
+
+    def slow_plans(self, most: int = 80) -> list[str]:
+        """The plans PostgreSQL's auto_explain logged (statements slower than 1 s), up to
+        `most` lines, or none."""
+        if self.pg is None:
+            return []
+        log = (self.pg.root / "server.log").read_text(errors="replace").splitlines()
+        plans: list[str] = []
+        taking = False
+        for line in log:
+            if "LOG:  duration:" in line and "plan:" in line:
+                taking = True
+            elif _LOG_ENTRY.match(line):  # the next entry of the log
+                taking = False
+            if taking:
+                plans.append(line)
+        return plans[:most]
 
     def count(self, url: str) -> int:
         if url.startswith("sqlite"):
@@ -901,6 +927,10 @@ def main() -> None:
                 applied += report_timings(
                     dbs.empty("postgresql"), "PostgreSQL", 1000, args.report_records
                 )
+        plans = dbs.slow_plans()
+        if plans:
+            print("· PostgreSQL statements slower than 1 s (auto_explain):", flush=True)
+            print("\n".join(plans), flush=True)
         if not args.only or "kit" in args.only:
             from bench.testing_kit import testing_kit_timings
 

@@ -38,10 +38,14 @@ def _free_port() -> int:
 
 
 class TemporaryPostgres:
-    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+    def __init__(
+        self, bindir: Path, *, durable: bool = False, settings: dict[str, str] | None = None
+    ) -> None:
         self.bindir = bindir
         self.durable = durable
         """PostgreSQL's defaults (fsync, full page writes); else both off, for speed."""
+        self.settings = dict(settings or {})
+        """More server settings (`-c name=value`), e.g. the benchmark's auto_explain."""
         self.root = Path(tempfile.mkdtemp(prefix="marketmeter-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -81,10 +85,13 @@ class TemporaryPostgres:
         if action == "start":
             options = (
                 f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                "-c max_connections=300 -c shared_preload_libraries=pg_stat_statements"
+                "-c max_connections=300 "
+                "-c shared_preload_libraries=pg_stat_statements,auto_explain"
             )
             if not self.durable:
                 options += " -c fsync=off -c full_page_writes=off"
+            for name, value in self.settings.items():
+                options += f" -c {name}={value}"
             self._run(
                 "pg_ctl",
                 "-D",

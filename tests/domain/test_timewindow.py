@@ -1,3 +1,4 @@
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -5,6 +6,7 @@ import pytest
 from marketmeter.domain.errors import TimestampOutOfBounds
 from marketmeter.domain.timewindow import (
     check_batch_window,
+    check_batch_windows,
     check_meter_usage_window,
     floor_to_hour,
     start_of_next_month,
@@ -78,3 +80,29 @@ class TestBatchWindow:
 
     def test_same_month_records_are_unaffected_by_the_grace_period(self) -> None:
         check_batch_window(utc(2026, 4, 1, 0, 10), utc(2026, 4, 1, 23, 0))
+
+
+def _refused(check: object, *args: object) -> bool:
+    try:
+        check(*args)  # type: ignore[operator]
+    except TimestampOutOfBounds:
+        return True
+    return False
+
+
+def test_a_batch_s_timestamps_are_refused_exactly_when_one_of_them_is() -> None:
+    # Two checks (the latest, the earliest) decide as one check per timestamp would: around
+    # a month's and a year's end, with its grace period, and the future's bound.
+    rng = random.Random(24)
+    outcomes = set()
+    for now in (utc(2026, 3, 15, 12), utc(2026, 4, 1, 3), utc(2026, 4, 1, 7), utc(2027, 1, 1, 5)):
+        for _ in range(2000):
+            timestamps = {
+                now + timedelta(milliseconds=rng.randint(-26 * 3_600_000, 30 * 60_000))
+                for _ in range(rng.randint(1, 5))
+            }
+            one_by_one = any(_refused(check_batch_window, ts, now) for ts in timestamps)
+            assert _refused(check_batch_windows, timestamps, now) == one_by_one, timestamps
+            outcomes.add(one_by_one)
+    assert outcomes == {True, False}
+    check_batch_windows(set(), utc(2026, 3, 15))  # (nothing to refuse)

@@ -1,3 +1,4 @@
+import math
 import random
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -38,6 +39,11 @@ def test_a_float_reads_as_its_written_digits_floored_to_the_millisecond() -> Non
     rng = random.Random(15)
     floats = [rng.uniform(0, 4e9) for _ in range(20_000)]
     floats += [round(f, 3) for f in floats[:5000]] + [0.0, 0.0005, 1.9999, 5e-324, 253402300799.5]
+    # Whole milliseconds up to the calendar's end (the whole-millisecond path), and their
+    # neighbouring floats (which are not whole milliseconds).
+    wide = [round(rng.uniform(0, 2.534e11), 3) for _ in range(5000)]
+    floats += wide + [math.nextafter(f, math.inf) for f in wide]
+    floats += [math.nextafter(f, 0.0) for f in wide] + [253402300799.999, 0.001, 0.999]
     for value in floats:
         millis = int((Decimal(repr(value)) * 1000).to_integral_value(rounding=ROUND_FLOOR))
         assert parse_timestamp(value) == from_ms(millis), value

@@ -49,7 +49,7 @@ from marketmeter.domain.models import (
 )
 from marketmeter.domain.ports import Claiming, ClaimSlots, FirstClaim, Store, Transaction
 from marketmeter.domain.timewindow import (
-    check_batch_window,
+    check_batch_windows,
     check_meter_usage_window,
     floor_to_hour,
     outside_window,
@@ -100,8 +100,7 @@ class Metering:
         for record in records:
             _check_dimension(product, record.dimension)
         timestamps = {record.timestamp for record in records}
-        for timestamp in timestamps:
-            check_batch_window(timestamp, now)
+        check_batch_windows(timestamps, now)
         real = untravelled(self._clock)
         late = (
             frozenset(t for t in timestamps if outside_window(t, real, "BatchMeterUsage"))
@@ -120,7 +119,7 @@ class Metering:
                     )
         # The customers' subscriptions, all in one lookup (a cache answers most from memory).
         subscriptions = self._subscriptions_for(product, records, licenses, now)
-        hours = {ts: floor_to_hour(ts) for ts in {r.timestamp for r in records}}
+        hours = {ts: floor_to_hour(ts) for ts in timestamps}
 
         results = [RecordResult("CustomerNotSubscribed") for _ in records]
         subscribed = [
@@ -223,7 +222,10 @@ class Metering:
         )
 
         def active(candidates: tuple[Subscription, ...]) -> Subscription | None:
-            return next((s for s in candidates if s.is_active(now)), None)
+            for s in candidates:  # (a loop: this runs for every customer of every batch)
+                if s.is_active(now):
+                    return s
+            return None
 
         by_account = {a: active(c) for a, c in found.by_account.items()}
         by_identifier = {i: active(c) for i, c in found.by_identifier.items()}

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from marketmeter.domain.errors import TimestampOutOfBounds
@@ -46,6 +47,15 @@ def _check_meter_usage_age(ts: datetime, now: datetime) -> None:
 def check_batch_window(ts: datetime, now: datetime) -> None:
     _check_future(ts, now)
     _check_batch_age(ts, now)
+
+
+def check_batch_windows(timestamps: Collection[datetime], now: datetime) -> None:
+    """`check_batch_window` for every one of `timestamps`, in two checks: each bound is
+    monotone (a later timestamp is never older, and its month's grace ends no sooner), so
+    the latest decides the future's, the earliest the age's and the month's."""
+    if timestamps:
+        _check_future(max(timestamps), now)
+        _check_batch_age(min(timestamps), now)
 
 
 def _check_batch_age(ts: datetime, now: datetime) -> None:

@@ -35,6 +35,13 @@ def parse_timestamp(value: object) -> datetime:
             return from_ms(value * 1000)
         return _MIN if value < 0 else _MAX
     if isinstance(value, float):
+        if 0 <= value < _LIMIT_SECONDS:
+            # Whole milliseconds, as nearly every SDK sends them: the float nearest some
+            # n / 1000 is that one's (in this range floats lie closer than 1 ms apart, so n
+            # is the only such n, and its digits are the float's shortest decimal).
+            millis = round(value * 1000)
+            if millis / 1000 == value:
+                return from_ms(millis)
         text = repr(value)  # the shortest decimal that reads back as this float
         if 0 <= value < _LIMIT_SECONDS and "e" not in text:
             # What the JavaScript, Java and Go SDKs send: the digits read as written —
