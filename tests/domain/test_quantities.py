@@ -1,6 +1,7 @@
 import pytest
 
 from marketmeter.domain.quantities import Quantity, format_micros
+from marketmeter.domain.usage import to_decimal
 
 
 def test_integer_and_decimal_forms_compare_by_value() -> None:
@@ -40,3 +41,9 @@ def test_format_micros_is_the_shortest_exact_text() -> None:
     assert format_micros(17_000_000) == "17"
     assert format_micros(1) == "0.000001"
     assert format_micros(100_000_000) == "100"
+
+
+def test_a_report_s_decimal_has_the_digits_of_the_shortest_exact_text() -> None:
+    # (Whole amounts take a faster way: the same value and the same digits, no exponent.)
+    for micros in (0, 1, 17_000_000, 17_500_000, 1_700_000_000, 10**15, 10**15 + 10**6, 999_999):
+        assert str(to_decimal(micros)) == format_micros(micros)

@@ -27,7 +27,7 @@ from marketmeter.domain.ports import (
     UsageSlice,
     UsageSource,
 )
-from marketmeter.domain.quantities import format_micros
+from marketmeter.domain.quantities import MICROS_PER_UNIT, format_micros
 from marketmeter.domain.timewindow import start_of_next_month
 from marketmeter.instants import iso
 
@@ -37,7 +37,8 @@ DEFAULT_GROUP = ("customer", "dimension")
 
 
 def to_decimal(micros: int) -> Decimal:
-    return Decimal(format_micros(micros))
+    whole, fraction = divmod(micros, MICROS_PER_UNIT)
+    return Decimal(format_micros(micros)) if fraction else Decimal(whole)  # (the same digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,34 +306,37 @@ def usage_report(
                 )
             )
             at = until
+    # A row's key: its period, then the values of `names` (this runs for every sum read:
+    # flat tuples, hashed and compared faster than pairs of name and value).
+    names = [
+        *(("customer_identifier", "customer_aws_account_id") if by_customer else ()),
+        *(("dimension",) if by_dimension else ()),
+        *(f"tag:{k}" for k in tag_keys),
+    ]
     sums: dict[tuple[Any, ...], list[int]] = {}
     tag_values: dict[str, dict[str, str]] = {}
     for question in slices:
         whole = period_start(question.start, by)
         for s in store.usage_sums(question):
-            period = whole if s.at is None else s.at
-            base: tuple[tuple[str, str | None], ...] = ()
+            key: tuple[Any, ...] = (whole if s.at is None else s.at,)
             if by_customer:
-                base += (
-                    ("customer_identifier", s.customer_identifier),
-                    ("customer_aws_account_id", s.customer_aws_account_id),
-                )
+                key += (s.customer_identifier, s.customer_aws_account_id)
             if by_dimension:
-                base += (("dimension", s.dimension),)
+                key += (s.dimension,)
             if by_tags:
                 values = tag_values.get(s.tags)
                 if values is None:
                     values = tag_values[s.tags] = tag_set_values(s.tags)
-                base += tuple((f"tag:{k}", values.get(k)) for k in tag_keys)
-            entry = sums.get((period, base))
+                key += tuple(values.get(k) for k in tag_keys)
+            entry = sums.get(key)
             if entry is None:
-                sums[(period, base)] = [s.micros, s.count]
+                sums[key] = [s.micros, s.count]
             else:
                 entry[0] += s.micros
                 entry[1] += s.count
     rows = tuple(
-        UsageRow(period, dict(base), to_decimal(micros), count)
-        for (period, base), (micros, count) in sorted(sums.items(), key=_row_order)
+        UsageRow(key[0], dict(zip(names, key[1:], strict=True)), to_decimal(micros), count)
+        for key, (micros, count) in sorted(sums.items(), key=_row_order)
     )
     total = to_decimal(sum(m for m, _ in sums.values()))
     return UsageReport(product_code, by, start, end, group, rows, total)
@@ -370,8 +374,9 @@ def product_usage(
 
 
 def _row_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
-    period, base = item[0]
-    return (period, tuple((v is not None, v or "") for _, v in base))
+    """By period, then by each value of the group in turn (absent values first)."""
+    key = item[0]
+    return (key[0], [(v is not None, v or "") for v in key[1:]])
 
 
 # -- warnings --------------------------------------------------------------------------------

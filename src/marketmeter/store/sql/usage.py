@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -309,10 +310,15 @@ class UsageReads:
         n = len(groups)
         sums: list[UsageSum] = []
         append = sums.append
+        instants: dict[Any, datetime] = {}  # (a slice's rows share a few hours or days)
         for row in run.fetchall(sql, params):
             micros = int(row[n]) * MICROS_PER_UNIT + int(row[n + 1])
             count = int(row[n + 2])
-            when = None if at is None else from_ms(int(row[at]))
+            when = None
+            if at is not None:
+                when = instants.get(row[at])
+                if when is None:
+                    when = instants[row[at]] = from_ms(int(row[at]))
             account = identifier = None
             if who is not None:
                 account, identifier = row[who], row[who + 1] or None
