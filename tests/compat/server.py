@@ -95,6 +95,10 @@ class Server:
         raise RuntimeError(f"server did not start: {self.log_path.read_text()}")
 
     def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
+        # The server's temporary files (its metrics directory) under the test's directory:
+        # a server killed with SIGKILL cannot remove them, and pytest clears this one.
+        temporary = self.directory / f"tmp-{self.port}"
+        temporary.mkdir(exist_ok=True)
         return subprocess.Popen(
             [
                 sys.executable,
@@ -112,7 +116,7 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **self.env},
+            env={**os.environ, "TMPDIR": str(temporary), **self.env},
         )
 
     def stop(self) -> None:
