@@ -3,6 +3,9 @@ handle, the decorator and the context manager, threads, and what it leaves alone
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -376,3 +379,33 @@ def test_catalog_as_a_mapping_and_applied_later() -> None:
             ],
         )
         assert out["Results"][0]["Status"] == "Success"
+
+
+def test_a_process_that_never_stops_its_mock_leaves_no_temporary_files(tmp_path: Path) -> None:
+    # The mock's database and the catalog's template database (kept for the process's
+    # life) are removed when the process exits, stopped or not; so is the directory of a
+    # server of the kit that made its own.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    program = (
+        "import sys\n"
+        "from marketmeter.testing import mock_marketplace\n"
+        "from marketmeter.testing.server import MarketmeterServer\n"
+        "mock = mock_marketplace(sys.argv[1])\n"
+        "mock.start()\n"
+        "server = MarketmeterServer(sys.argv[1]).start()\n"
+        "server.stop()\n"
+        "import pathlib, tempfile\n"
+        "made = list(pathlib.Path(tempfile.gettempdir()).glob('marketmeter-*'))\n"
+        "print(len(made))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", program, str(CATALOG)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temporary)},
+        timeout=60,
+        check=True,
+    )
+    assert int(ran.stdout) == 3, ran.stdout  # the mock's, the template's, the server's
+    assert list(temporary.iterdir()) == []

@@ -12,11 +12,13 @@ already, it is handed to a loop thread of the mock's and waited for.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import shutil
 import sqlite3
 import tempfile
 import threading
+import weakref
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +55,9 @@ class InProcessMarketplace:
     ) -> None:
         parsed, template = _template(catalog)
         self.directory = Path(tempfile.mkdtemp(prefix="marketmeter-mock-"))
+        # Removed by `close`; else when this is collected, or at the latest when the
+        # process exits (a test that never closed it).
+        self._remove_directory = weakref.finalize(self, shutil.rmtree, self.directory, True)
         database = self.directory / "marketplace.db"
         shutil.copyfile(template, database)
         self.database_url = f"sqlite:///{database}?synchronous=OFF"  # thrown away after
@@ -180,7 +185,7 @@ class InProcessMarketplace:
             for loop in loops:
                 if not loop.is_running():  # a loop of a thread still inside a call: left
                     loop.close()
-            shutil.rmtree(self.directory, ignore_errors=True)
+            self._remove_directory()
 
 
 class _Raw:
@@ -218,6 +223,7 @@ def _template(source: CatalogSource) -> tuple[Catalog, Path]:
         if found is not None:
             return parsed, found
         path = Path(tempfile.mkdtemp(prefix="marketmeter-template-")) / "template.db"
+        atexit.register(shutil.rmtree, path.parent, True)  # kept for the process's life
         store = open_store(f"sqlite:///{path}")
         try:
             create_service(Settings(database_url=f"sqlite:///{path}"), store).apply_catalog(parsed)

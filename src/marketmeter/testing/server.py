@@ -9,12 +9,14 @@ transaction; the server's processes hear of it before their next request.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,8 @@ class MarketmeterServer:
         SQLite file in `directory` (a temporary one)."""
         self._catalog: Catalog = load_catalog(catalog)
         self.directory = directory or Path(tempfile.mkdtemp(prefix="marketmeter-server-"))
+        if directory is None:  # ours: removed when this is collected or the process exits
+            weakref.finalize(self, shutil.rmtree, self.directory, True)
         self.database_url = database_url or f"sqlite:///{self.directory / 'marketplace.db'}"
         self._workers = workers
         self._process: subprocess.Popen[bytes] | None = None
