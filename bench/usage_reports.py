@@ -2,8 +2,9 @@
 report takes, in-process, through the same function the CLI and the admin API call.
 
 The database is generated in SQL (records of `customers` × 4 dimensions × hours, untagged,
-and the rollups summed from them by GROUP BY), so that it takes a minute, not an hour; each
-report's total is checked against the records' own sum before it is timed.
+and the rollups summed from them by GROUP BY on PostgreSQL, by one fold of them all on
+SQLite), so that it takes a minute, not an hour; each report's total is checked against
+the records' own sum before it is timed.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _fill_sql(dialect: str, customers: int, records: int) -> list[str]:
     micros = (
         "((i - (i / 7) * 7) + 1) * 1000000 + (CASE WHEN i - (i / 3) * 3 = 0 THEN 500000 ELSE 0 END)"
     )
-    return [
+    records_sql = (
         f"{numbers}INSERT INTO metering_records (record_id, product_code, "
         "customer_aws_account_id, resource, license_key, dimension, hour, operation, "
         "timestamp, quantity_micros, quantity_text, quantity_as_decimal, allocations, "
@@ -74,7 +75,12 @@ def _fill_sql(dialect: str, customers: int, records: int) -> list[str]:
         "'BatchMeterUsage', "
         f"{hour} + 60000, {micros}, '0', 1, NULL, 'cust' || CAST(i - (i / {customers}) * "
         f"{customers} AS TEXT), "
-        f"'arn', {hour} + 120000 FROM {source}",
+        f"'arn', {hour} + 120000 FROM {source}"
+    )
+    if dialect == "sqlite":  # the rollups, in a file of their own: `generate` folds them
+        return [records_sql]
+    return [
+        records_sql,
         f"INSERT INTO usage_by_day SELECT product_code, {month}, customer_aws_account_id, "
         "customer_identifier, dimension, '', (hour / 86400000) * 86400000, "
         "SUM(quantity_micros / 1000000), SUM(quantity_micros - quantity_micros / 1000000 * "
@@ -85,18 +91,8 @@ def _fill_sql(dialect: str, customers: int, records: int) -> list[str]:
         "SUM(quantity_micros - quantity_micros / 1000000 * 1000000), COUNT(*), COUNT(*) "
         "FROM metering_records GROUP BY 1, 2, 3, 5",
         # The rollups above are what folding the log would make, at once; the log the
-        # trigger wrote as the records went in is dropped (PostgreSQL), and the records are
-        # marked folded (SQLite, where they are their own log), or reports would count twice.
+        # trigger wrote as the records went in is dropped, or reports would count twice.
         "DELETE FROM usage_pending",
-        *(
-            [
-                "INSERT INTO usage_folded (id, last_seq) SELECT 1, MAX(seq) FROM "
-                "metering_records WHERE true "
-                "ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq"
-            ]
-            if dialect == "sqlite"
-            else []
-        ),
     ]
 
 
@@ -110,6 +106,8 @@ def generate(url: str, customers: int, records: int) -> Store:
         run = tx._runner()  # type: ignore[attr-defined]  # the bench's own SQL
         for sql in _fill_sql(run.dialect, customers, records):
             run.execute(sql, ())
+    if url.startswith("sqlite"):
+        store.fold_usage(None)  # type: ignore[attr-defined]
     if url.startswith("postgresql"):
         import psycopg
 

@@ -15,11 +15,12 @@ from collections.abc import Iterable
 
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.store import postgres, sqlite
-from marketmeter.store.sql import FoldSchedule, Runner, SqlTransaction
+from marketmeter.store.sql import Runner, SqlTransaction
 
 
-def _skip_stored(self: SqlTransaction, folds: FoldSchedule) -> None:
+def _skip_stored(self: SqlTransaction) -> int:
     self.stored = []
+    return 0
 
 
 def _skip(run: Runner, records: Iterable[MeteringRecord]) -> int:
@@ -28,7 +29,7 @@ def _skip(run: Runner, records: Iterable[MeteringRecord]) -> int:
 
 # Every way a transaction adds to the rollups' log: one transaction's records (outside a
 # group) and a group commit's, on either store. (Nothing appended: no folds.)
-SqlTransaction.add_stored_usage = _skip_stored  # type: ignore[method-assign]
+SqlTransaction.log_stored_usage = _skip_stored  # type: ignore[method-assign]
 sqlite.add_usage = _skip
 postgres.add_usage = _skip
 

@@ -1,5 +1,6 @@
 """kill -9 under load: every record acknowledged before the crash is stored exactly once,
-no request is half-written, and retrying what was not acknowledged stores each slot once.
+no request is half-written, retrying what was not acknowledged stores each slot once, and
+the usage reports sum every stored record once (the crash may come mid-fold).
 
 Clients write continuously to `serve --workers 2` (and 4); when enough replies have come back the
 whole process group is killed with SIGKILL; the server is restarted on the same database.
@@ -14,12 +15,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from marketmeter.domain.usage import usage_report
+from marketmeter.store.factory import open_store
 from tests.compat.conftest import Fresh, new_database, start_server
 from tests.compat.server import Server, free_port
 from tests.factories import AMI, SAAS
@@ -50,7 +54,7 @@ def plan(fresh: Fresh) -> list[Request]:
     ]
     for i in range(0, len(slots), 25):
         chunk = slots[i : i + 25]
-        records = [
+        records: list[dict[str, Any]] = [
             {
                 "Timestamp": at,
                 "CustomerAWSAccountId": account,
@@ -59,6 +63,10 @@ def plan(fresh: Fresh) -> list[Request]:
             }
             for n, (account, dimension, at) in enumerate(chunk)
         ]
+        for n, record in enumerate(records):
+            if n % 3 == 1:  # (logged apart from the others until folded)
+                tags = [{"Key": "team", "Value": f"t{n % 2}"}]
+                record["UsageAllocations"] = [{"AllocatedUsageQuantity": n, "Tags": tags}]
         requests.append(
             Request("batch", "seller", {"ProductCode": SAAS, "UsageRecords": records}, chunk)
         )
@@ -101,6 +109,36 @@ def send(server: Server, clients: dict[str, Any], request: Request) -> list[str]
 
 def stored_ids(server: Server) -> list[str]:
     return [str(r[0]) for r in server.sql("SELECT record_id FROM metering_records")]
+
+
+def assert_reports_sum_the_records(server: Server) -> None:
+    """Each product's usage report, by dimension and by tag, has the records' own sums."""
+    top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    store = open_store(server.database_url)
+    try:
+        for product in (SAAS, AMI):
+            expected = {
+                str(d): (int(n), int(m))
+                for d, n, m in server.sql(
+                    "SELECT dimension, COUNT(*), SUM(quantity_micros) FROM metering_records "
+                    "WHERE product_code = ? GROUP BY dimension",
+                    (product,),
+                )
+            }
+            span = {"start": top - timedelta(days=2), "end": top + timedelta(hours=1)}
+            got: dict[str, tuple[int, int]] = {}
+            for row in usage_report(store, product, by="month", group=["dimension"], **span).rows:
+                n, micros = got.get(str(row.keys["dimension"]), (0, 0))
+                got[str(row.keys["dimension"])] = (n + row.records, micros + _micros(row.quantity))
+            assert got == expected
+            tagged = usage_report(store, product, by="month", group=["tag:team"], **span)
+            assert _micros(tagged.total) == sum(m for _, m in expected.values())
+    finally:
+        store.close()
+
+
+def _micros(quantity: Decimal) -> int:
+    return int(quantity * 1_000_000)
 
 
 @pytest.mark.parametrize("workers", [2, 4])
@@ -197,5 +235,6 @@ def test_kill_9_under_load_loses_nothing_acknowledged_and_duplicates_nothing(
         final = stored_ids(server)
         assert len(final) == len(set(final)) == sum(len(r.slots) for r in requests)
         assert set(acknowledged) <= set(final)
+        assert_reports_sum_the_records(server)
     finally:
         server.stop()

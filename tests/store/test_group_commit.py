@@ -30,9 +30,10 @@ from marketmeter.store.factory import open_store
 from marketmeter.store.postgres import PostgresStore
 from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sqlite import SqliteStore
+from marketmeter.store.sqlite_rollups import rollups_path
 from tests.postgres import TemporaryPostgres
 from tests.store.test_contract import HOUR, make_record
-from tests.store.test_usage_rollups import sqlite_unfolded
+from tests.store.test_usage_rollups import sqlite_unfolded, sqlite_with_rollups
 
 
 def test_grouped_units_fail_alone_and_are_answered_after_the_commit(database_url: str) -> None:
@@ -310,13 +311,15 @@ def test_sqlite_folds_the_usage_log_after_a_group_commits_on_a_thread_of_its_own
         await asyncio.gather(*(store.run(lambda tx, r=r: tx.claim_slot(r)) for r in records))
 
     asyncio.run(main())
-    with closing(sqlite3.connect(path)) as conn:
+    with closing(sqlite_with_rollups(path)) as conn:
         for _ in range(100):  # the fold runs after the answers
             unfolded = sqlite_unfolded(conn)
             if unfolded == 0:
                 break
             time.sleep(0.05)
-        folded = conn.execute("SELECT dimension, units FROM usage_by_hour ORDER BY 1").fetchall()
+        folded = conn.execute(
+            "SELECT dimension, units FROM rollups.usage_by_hour ORDER BY 1"
+        ).fetchall()
     assert unfolded == 0
     assert folded == [("d0", 1), ("d1", 2), ("d2", 3)]
     assert len(threads) == 1
@@ -324,34 +327,39 @@ def test_sqlite_folds_the_usage_log_after_a_group_commits_on_a_thread_of_its_own
     store.close()
 
 
-def test_a_group_due_while_a_fold_holds_the_write_lock_waits_without_blocking_the_loop(
+def test_a_fold_never_holds_up_a_group_it_locks_the_rollups_file_alone(
     tmp_path: Path,
 ) -> None:
-    """The loop keeps turning (here: a ticker) while a fold holds the lock; the group
-    then commits, its units answered."""
-    store = SqliteStore(tmp_path / "w.db")
-    ticks = 0
+    """While a fold waits for the rollups' file (here another connection holds its write
+    lock, as another process's fold would), groups commit and are answered; the fold then
+    moves their records."""
+    path = tmp_path / "w.db"
+    store = SqliteStore(path)
+    holder = sqlite3.connect(rollups_path(str(path)), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
 
     async def main() -> list[Any]:
-        nonlocal ticks
-        store.group_commit_on(asyncio.get_running_loop())
-        assert store._folds is not None
-        store._folds._busy.acquire()  # as `soon` does; then the fold takes the write lock
-        store._write_lock.acquire()
+        loop = asyncio.get_running_loop()
+        store.group_commit_on(loop)
+        folding = loop.run_in_executor(None, store.fold_usage)
+        await asyncio.sleep(0.1)
+        assert not folding.done()  # waiting for the rollups' lock
         records = [make_record(i + 1, dimension=f"d{i}") for i in range(2)]
         stored = asyncio.gather(*(store.run(lambda tx, r=r: tx.claim_slot(r)) for r in records))
-        for _ in range(20):
-            await asyncio.sleep(0.005)
-            ticks += 1
-        assert not stored.done()  # still waiting for the lock
-        store._write_lock.release()
-        store._folds._busy.release()
-        return list(await stored)
+        got = await asyncio.wait_for(stored, timeout=2)
+        assert not folding.done()  # the group did not wait for the fold
+        holder.execute("ROLLBACK")
+        await folding
+        return list(got)
 
     got = asyncio.run(main())
-    assert ticks == 20
+    holder.close()
     assert len(got) == 2
     assert store.count_records() == 2
+    store.fold_usage()  # (the first may have read the records before they were stored)
+    with closing(sqlite_with_rollups(path)) as conn:
+        assert sqlite_unfolded(conn) == 0
+        assert conn.execute("SELECT sum(units) FROM rollups.usage_by_hour").fetchone() == (3,)
     store.close()
 
 

@@ -74,8 +74,8 @@ class TracedSqliteStore(SqliteStore):
         self.statements: list[str] = []
         super().__init__(path)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = super()._connect()
+    def _connect(self, *, rollups: bool = False) -> sqlite3.Connection:
+        conn = super()._connect(rollups=rollups)
         conn.set_trace_callback(self._trace)
         return conn
 

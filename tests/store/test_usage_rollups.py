@@ -29,8 +29,9 @@ from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sql.metering import _records_params
 from marketmeter.store.sql.migrate import statements
-from marketmeter.store.sql.usage import _sums_query, add_usage
+from marketmeter.store.sql.usage import FoldMarks, add_usage, sums_query
 from marketmeter.store.sqlite import SqliteRunner, SqliteStore
+from marketmeter.store.sqlite_rollups import rollups_path
 
 START = datetime(2026, 10, 29, tzinfo=UTC)  # the span crosses a month's end
 SPAN_HOURS = 24 * 6
@@ -193,8 +194,7 @@ def test_report_totals_equal_the_records_sums(store: Store, data: st.DataObject)
             tx.claim_slots(batch[start:end])
         fold = data.draw(st.sampled_from([0, 1, 5, None]), label="fold")
         if fold != 0:
-            with store.transaction() as tx:
-                tx.fold_usage(fold)  # type: ignore[attr-defined]
+            store.fold_usage(fold)  # type: ignore[attr-defined]
     raw = list(store.iter_records(product))
     by = data.draw(st.sampled_from(["hour", "day", "month"]), label="by")
     group = data.draw(groups, label="group")
@@ -226,7 +226,7 @@ def log_rows(database_url: str) -> int:
     """The rows of the usage log not yet folded into the rollups (on SQLite, its rows and
     the records without allocations above the last one folded)."""
     if database_url.startswith("sqlite:///"):
-        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+        with closing(sqlite_with_rollups(database_url.removeprefix("sqlite:///"))) as conn:
             return sqlite_unfolded(conn)
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
@@ -235,12 +235,24 @@ def log_rows(database_url: str) -> int:
 
 
 def sqlite_unfolded(conn: sqlite3.Connection) -> int:
-    (pending,) = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+    """The log's rows above the rollups' mark and the records without allocations above
+    theirs (`conn`: the database, the rollups' file attached as `rollups`)."""
+    (pending,) = conn.execute(
+        "SELECT count(*) FROM usage_pending "
+        "WHERE seq > (SELECT pending_seq FROM rollups.usage_folded)"
+    ).fetchone()
     (records,) = conn.execute(
         "SELECT count(*) FROM metering_records WHERE allocations IS NULL "
-        "AND seq > (SELECT COALESCE(MAX(last_seq), 0) FROM usage_folded)"
+        "AND seq > (SELECT records_seq FROM rollups.usage_folded)"
     ).fetchone()
     return int(pending) + int(records)
+
+
+def sqlite_with_rollups(path: Path | str) -> sqlite3.Connection:
+    """A connection to a SQLite database, its rollups' file attached as `rollups`."""
+    conn = sqlite3.connect(path)
+    conn.execute("ATTACH DATABASE ? AS rollups", (rollups_path(str(path)),))
+    return conn
 
 
 def month_report(store: Store, product: str) -> dict[tuple[Any, ...], list[Any]]:
@@ -278,8 +290,7 @@ def test_folds_beside_concurrent_inserts_lose_and_double_nothing(
 
     def fold() -> None:
         while not done.is_set():
-            with store.transaction() as tx:
-                tx.fold_usage(7)  # type: ignore[attr-defined]
+            store.fold_usage(7)  # type: ignore[attr-defined]
 
     folders = [threading.Thread(target=fold) for _ in range(2)]
     writers = [threading.Thread(target=insert, args=(chunks[i::3],)) for i in range(3)]
@@ -290,8 +301,7 @@ def test_folds_beside_concurrent_inserts_lose_and_double_nothing(
     done.set()
     for t in folders:
         t.join()
-    with store.transaction() as tx:
-        tx.fold_usage()  # type: ignore[attr-defined]
+    store.fold_usage()  # type: ignore[attr-defined]
     assert log_rows(database_url) == 0
     assert store.count_records() == 600
     assert month_report(store, product) == expected_month(store, product)
@@ -304,8 +314,9 @@ def _chunks(items: list[MeteringRecord], size: int) -> list[list[MeteringRecord]
 def test_a_fold_that_fails_fails_no_write_and_the_next_fold_catches_up(
     store: Store, database_url: str
 ) -> None:
-    """A fold runs inside the transaction that stores records (when due), in a savepoint:
-    if it fails, the records are stored all the same and the log keeps their sums."""
+    """A fold runs when a transaction that stores records makes one due (PostgreSQL: in
+    that transaction, in a savepoint; SQLite: after its commit, in the rollups' file): if
+    it fails, the records are stored all the same and the log keeps their sums."""
     product = "prod-fold-fails"
     fail, unfail = FAIL_FOLDS["sqlite" if database_url.startswith("sqlite") else "postgresql"]
     _admin(database_url, fail)
@@ -344,8 +355,9 @@ FAIL_FOLDS = {
 
 
 def _admin(database_url: str, statements: list[str]) -> None:
-    if database_url.startswith("sqlite:///"):
-        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+    if database_url.startswith("sqlite:///"):  # (the rollups live in a file of their own)
+        path = rollups_path(database_url.removeprefix("sqlite:///"))
+        with closing(sqlite3.connect(path)) as conn:
             for sql in statements:
                 conn.execute(sql)
             conn.commit()
@@ -493,15 +505,13 @@ def test_records_logged_by_the_old_trigger_are_counted_once_after_the_migration(
     store = SqliteStore(path)
     try:
         _report_matches(store, "prod-seven")
-        with store.transaction() as tx:
-            tx.fold_usage(10)  # type: ignore[attr-defined]  # some folded, some not
+        store.fold_usage(10)  # some folded, some not
         _report_matches(store, "prod-seven")
         with store.transaction() as tx:
             assert tx.claim_slots(new) == new
         _report_matches(store, "prod-seven")
-        with store.transaction() as tx:
-            tx.fold_usage()  # type: ignore[attr-defined]
-        with closing(sqlite3.connect(path)) as check:
+        store.fold_usage()
+        with closing(sqlite_with_rollups(path)) as check:
             assert sqlite_unfolded(check) == 0
         _report_matches(store, "prod-seven")
     finally:
@@ -514,16 +524,15 @@ def test_records_stored_after_a_reset_are_counted(store: Store) -> None:
     first, second = _chunks(some_records("prod-reset", 40, seed=9), 20)
     with store.transaction() as tx:
         assert tx.claim_slots(first) == first
-    with store.transaction() as tx:
-        tx.fold_usage()  # type: ignore[attr-defined]
+    store.fold_usage()  # type: ignore[attr-defined]
     with store.transaction() as tx:
         tx.clear_marketplace()
     _report_matches(store, "prod-reset")  # nothing
     with store.transaction() as tx:
         assert tx.claim_slots(second[:10]) == second[:10]
     _report_matches(store, "prod-reset")  # not folded
+    store.fold_usage()  # type: ignore[attr-defined]
     with store.transaction() as tx:
-        tx.fold_usage()  # type: ignore[attr-defined]
         assert tx.claim_slots(second[10:]) == second[10:]
     _report_matches(store, "prod-reset")  # some folded, some not
     assert len(list(store.iter_records("prod-reset"))) == 20
@@ -538,8 +547,8 @@ def test_sqlite_reports_find_the_records_not_folded_by_seq(tmp_path: Path) -> No
             UsageSlice("p", START, START + timedelta(days=1), "hours", per_hour=True),
             UsageSlice("p", START, START + timedelta(days=1), "days", by_customer=True),
         ):
-            sql, params, _ = _sums_query(query, "sqlite")
-            with closing(sqlite3.connect(tmp_path / "plan.db")) as conn:
+            sql, params, _ = sums_query(query, "sqlite", FoldMarks(0, 0))
+            with closing(sqlite_with_rollups(tmp_path / "plan.db")) as conn:
                 plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
             on_records = [step for step in plan if "metering_records" in step]
             assert on_records, plan

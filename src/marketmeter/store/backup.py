@@ -4,7 +4,9 @@
   transaction (WAL mode lets writers go on meanwhile), so the copy is the database as it
   was when the backup began — every record committed before, none after — and it cannot
   be restarted forever by a busy writer, as a backup in small steps would be. The copy is
-  checked (`PRAGMA integrity_check`) before it takes the file's name.
+  checked (`PRAGMA integrity_check`) before it takes the file's name. The usage rollups'
+  file beside the database is not copied: it is derived from the records, and a restore
+  removes it, to be filled again from the restored records when the store next opens.
 - PostgreSQL: `pg_dump --format=custom` (a consistent snapshot too) and `pg_restore`,
   found on the PATH or beside `pg_config`'s.
 
@@ -23,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from marketmeter.store.factory import UnsupportedDatabase, libpq_url, sqlite_path
+from marketmeter.store.sqlite_rollups import rollups_path
 
 
 class BackupError(Exception):
@@ -76,8 +79,11 @@ def restore(source: Path, database_url: str, *, replace: bool) -> Copied:
             )
         incoming = target.with_name(target.name + ".restoring")
         shutil.copyfile(source, incoming)
-        for leftover in (Path(f"{target}-wal"), Path(f"{target}-shm")):
-            leftover.unlink(missing_ok=True)  # (of the database being replaced)
+        rollups = rollups_path(str(target))
+        # Of the database being replaced: its WAL, and its usage rollups (derived from its
+        # records: filled again from the restored ones when the store next opens).
+        for leftover in (f"{target}-wal", f"{target}-shm", *_with_wal(rollups)):
+            Path(leftover).unlink(missing_ok=True)
         os.replace(incoming, target)
     elif scheme in ("postgresql", "postgres"):
         options = ["--clean", "--if-exists"] if replace else ["--exit-on-error"]
@@ -92,6 +98,10 @@ def restore(source: Path, database_url: str, *, replace: bool) -> Copied:
     else:
         raise UnsupportedDatabase(f"unsupported database URL {database_url!r}")
     return Copied(source, source.stat().st_size, time.monotonic() - started)
+
+
+def _with_wal(path: str) -> tuple[str, str, str]:
+    return path, f"{path}-wal", f"{path}-shm"
 
 
 def _existing(path: str) -> str:

@@ -383,6 +383,16 @@ class PostgresStore(SqlReader, OutboxStore):
         ):
             fold_usage(PostgresRunner(conn))
 
+    def fold_usage(self, limit: int | None = None) -> int:
+        """Fold the usage log's oldest rows (up to `limit`; None: all) into the rollups
+        now; the number moved (0 while another transaction folds)."""
+        with (
+            translate_errors(),
+            self._pool.connection(self._timeout) as conn,
+            conn.transaction(),
+        ):
+            return fold_usage(PostgresRunner(conn), limit)
+
     def close(self) -> None:
         if not self._closed.is_set():
             self._closed.set()

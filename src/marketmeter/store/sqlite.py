@@ -12,18 +12,20 @@ Group commit: on a server's event loop (`group_commit_on`), `run` queues units o
 (the claims of a prepared request), and the next loop iteration runs every queued unit in
 one transaction — each in a savepoint of its own, so a failing unit rolls back alone —
 commits once and answers them all. A commit is most of the cost of a small unit, and the
-write lock is held only while units run, not while requests are read and checked. Under
-group commit the usage log is folded into the rollups after a group's commit, in a
-transaction of its own on a thread of the store's (`BackgroundFolds`), as PostgreSQL's store
-does: SQLite runs the fold's statements without the GIL, beside the loop's checks of the
-next requests, and a group due while the fold holds the write lock waits for it without
-blocking the loop (`_run_queued`).
+write lock is held only while units run, not while requests are read and checked.
+
+The usage rollups live in a file of their own (`store.sqlite_rollups`), and the usage log
+is folded into them without the records' write lock: under group commit after a group's
+commit, on a thread of the store's (`BackgroundFolds`), as PostgreSQL's store does —
+SQLite runs the fold's statements without the GIL, beside the loop's checks of the next
+requests; otherwise after the transaction that made one due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import mmap
 import os
 import sqlite3
@@ -53,23 +55,23 @@ from marketmeter.store.sql import (
     SqlReader,
     SqlTransaction,
     add_usage,
-    fold_usage,
     migrate,
     record_from_row,
     records_query,
 )
 from marketmeter.store.sql.changes import SAFETY_INTERVAL, LogWatch, current_version, publish
 from marketmeter.store.sql.runner import Dialect, rows_select
+from marketmeter.store.sql.usage import FoldMarks
+from marketmeter.store.sqlite_rollups import RollupsFile, attach, read_marks
 
 T = TypeVar("T")
+log = logging.getLogger("marketmeter.store")
 
 CHECKPOINT_INTERVAL = 0.05
 """Seconds between a server process's checkpoints of the WAL (off its write path)."""
 WRITER_CHECKPOINT_PAGES = 16_384
 """With a checkpointer, the writer checkpoints only past this WAL size (64 MiB at 4 KiB
 pages): the checkpointer fell behind, or stopped."""
-FOLD_WAIT = 0.001
-"""Seconds between a due group's looks at the write lock while a fold holds it."""
 
 
 class SqliteRunner:
@@ -77,6 +79,10 @@ class SqliteRunner:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
 
     def fetchone(self, sql: str, params: tuple[Any, ...] | list[Any]) -> Any:
         with translate_errors():
@@ -115,7 +121,7 @@ class SqliteStore(SqlReader, OutboxStore):
         self.folds = FoldSchedule()
         self._checkpointer: _Checkpointer | None = None
         self._folds: BackgroundFolds | None = None
-        self._fold_conn: sqlite3.Connection | None = None
+        self._log_deleted = 0  # the usage log's rows up to here are deleted
         with translate_errors():
             # The lock beside the database, named from its real path: one file per database.
             lock_path = os.path.realpath(self.path) + ".lock"
@@ -131,10 +137,17 @@ class SqliteStore(SqlReader, OutboxStore):
             with self._exclusive():
                 self._writer = self._connect()
                 self._migrate()
+                self._rollups = RollupsFile(self.path, busy_timeout_ms)
+                self._close_rollups = weakref.finalize(self, self._rollups.close)
+                # (holding the write lock: no record can be newer than what this reads)
+                self._rollups.ensure(strict=True)
 
     # -- connections -------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, rollups: bool = False) -> sqlite3.Connection:
+        """A connection to the database; with `rollups`, with the rollups' file attached
+        (readers: a report reads both; never a writer, whose `BEGIN IMMEDIATE` would lock
+        that file too)."""
         conn = sqlite3.connect(
             self.path,
             timeout=self._busy_timeout_ms / 1000,
@@ -146,6 +159,8 @@ class SqliteStore(SqlReader, OutboxStore):
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the hot indexes stay in memory
+        if rollups:
+            attach(conn, self.path)
         with self._connections_lock:
             self._all_connections.append(conn)
         return conn
@@ -154,7 +169,7 @@ class SqliteStore(SqlReader, OutboxStore):
         runner: SqliteRunner | None = getattr(self._local, "runner", None)
         if runner is None:
             with translate_errors():
-                runner = SqliteRunner(self._connect())
+                runner = SqliteRunner(self._connect(rollups=True))
             self._local.runner = runner
         return runner
 
@@ -172,6 +187,7 @@ class SqliteStore(SqlReader, OutboxStore):
             self._folds.close()  # (a fold under way ends first)
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        self._close_rollups()
         with self._connections_lock:
             for conn in self._all_connections:
                 conn.close()
@@ -205,7 +221,6 @@ class SqliteStore(SqlReader, OutboxStore):
             self._writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}")
             self._checkpointer = _Checkpointer(self._connect())
         if self._folds is None:
-            self._fold_conn = self._connect()
             self._folds = BackgroundFolds(self._fold, "sqlite-fold")
 
     @contextmanager
@@ -214,14 +229,22 @@ class SqliteStore(SqlReader, OutboxStore):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                tx = SqlTransaction(SqliteRunner(conn))
+                runner = SqliteRunner(conn)
+                tx = SqlTransaction(runner)
                 yield tx
-                tx.add_stored_usage(self.folds)
+                appended = tx.log_stored_usage()
+                deleted = self._delete_folded_log(runner)
                 version = tx.publish_changes()
                 conn.execute("COMMIT")
+                self._log_deleted = deleted
                 self._announce(version)
             finally:
                 _end_transaction(conn)
+        if self.folds.appended(appended):
+            try:  # (committed: a fold that fails is retried by a later one)
+                self._fold()
+            except Exception as exc:
+                log.warning("folding the usage log failed (a later fold retries): %r", exc)
 
     async def run(self, unit: Callable[[Transaction], T]) -> T:
         if self._loop is None:
@@ -237,12 +260,6 @@ class SqliteStore(SqlReader, OutboxStore):
         """On the event loop: the units queued during the last iteration, as one group.
         (A writer thread was measured: the GIL's hand-offs between it and the loop cost far
         more than letting SQLite's work overlap the loop's gains.)"""
-        folds, loop = self._folds, self._loop
-        if folds is not None and folds.running and self._write_lock.locked() and loop:
-            # A fold holds the write lock: look again soon; the units that come meanwhile
-            # join this group (`run` schedules no other while the queue is not empty).
-            loop.call_later(FOLD_WAIT, self._run_queued)
-            return
         group, self._queue = self._queue, []
         answer([future for _, future in group], self._run_group([unit for unit, _ in group]))
 
@@ -275,8 +292,10 @@ class SqliteStore(SqlReader, OutboxStore):
                         conn.execute("RELEASE unit")
                     # the group's sums into the usage log, in one statement
                     appended = add_usage(runner, stored)
+                    deleted = self._delete_folded_log(runner)
                     version = publish(runner, changes)
                     conn.execute("COMMIT")
+                    self._log_deleted = deleted
                     self._announce(version)
                 finally:
                     _end_transaction(conn)
@@ -288,15 +307,46 @@ class SqliteStore(SqlReader, OutboxStore):
         return answers
 
     def _fold(self) -> None:
-        """On the folds' thread: one fold, in a transaction of its own."""
-        conn = self._fold_conn
-        if conn is None:
-            return
-        with self._exclusive(), translate_errors():
-            conn.execute("BEGIN IMMEDIATE")
+        """One fold, in a transaction of the rollups' file (never the records' lock)."""
+        with translate_errors():
+            self._rollups.fold()
+
+    def fold_usage(self, limit: int | None = None) -> int:
+        """Fold the usage log's oldest rows (up to `limit` of the records and of the log's
+        rows; None: all) into the rollups now; the number moved."""
+        with translate_errors():
+            return self._rollups.fold(limit)
+
+    def _delete_folded_log(self, runner: SqliteRunner) -> int:
+        """Inside a writer's transaction: delete the usage log's rows a committed fold
+        marked folded (if any since the last time); the mark deleted up to."""
+        mark = self._rollups.pending_folded
+        if mark > self._log_deleted:
+            runner.execute("DELETE FROM usage_pending WHERE seq <= ?", (mark,))
+        return max(mark, self._log_deleted)
+
+    @contextmanager
+    def _usage_snapshot(self) -> Iterator[tuple[SqliteRunner, FoldMarks | None]]:
+        """One read transaction of both files, the database read first, and the rollups'
+        marks in it — once rollups of another generation are filled again."""
+        runner = self._runner()
+        conn = runner.connection
+        with translate_errors():
+            for _ in range(3):
+                conn.execute("BEGIN")
+                try:
+                    marks = read_marks(conn)
+                except BaseException:
+                    _end_transaction(conn)
+                    raise
+                if marks is not None:
+                    break
+                _end_transaction(conn)
+                self._rollups.ensure()
+            else:
+                raise StoreUnavailable("SQLite: the usage rollups' generation keeps changing")
             try:
-                fold_usage(SqliteRunner(conn))
-                conn.execute("COMMIT")
+                yield runner, marks
             finally:
                 _end_transaction(conn)
 

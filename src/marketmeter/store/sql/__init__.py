@@ -49,17 +49,17 @@ class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites, EntitlementWrites
     def _runner(self) -> Runner:
         return self._run
 
-    def add_stored_usage(self, folds: FoldSchedule) -> None:
-        """Just before the commit: the stored records' sums into the usage log, and the
-        log into the rollups when `folds` says it is time."""
+    def log_stored_usage(self) -> int:
+        """Just before the commit: the stored records' sums into the usage log; the number
+        of rows the log grew by."""
         appended = add_usage(self._run, self.stored)
         self.stored = []
-        fold_when_due(self._run, folds, appended)
+        return appended
 
-    def fold_usage(self, limit: int | None = None) -> int:
-        """Fold the usage log's oldest rows (up to `limit`; None: all) into the rollups
-        now; the number moved (0 on PostgreSQL while another transaction folds)."""
-        return fold_usage(self._run, limit)
+    def add_stored_usage(self, folds: FoldSchedule) -> None:
+        """PostgreSQL, just before the commit: the stored records' sums into the usage
+        log, and the log into the rollups when `folds` says it is time."""
+        fold_when_due(self._run, folds, self.log_stored_usage())
 
     def publish_changes(self) -> int | None:
         """Just before the commit: the catalog's new version, or None if unchanged."""

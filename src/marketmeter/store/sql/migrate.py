@@ -8,10 +8,15 @@ from marketmeter.store.migrations import migrations_for
 from marketmeter.store.sql.runner import Runner
 from marketmeter.store.sql.usage import rebuild_rollups
 
-AFTER: dict[int, Callable[[Runner], None]] = {6: rebuild_rollups}
-"""What a migration needs done in Python once the run's SQL has all run (by version): the
-rollups of version 6 are filled from the records already stored through their log, which
-version 7 makes. (A database already at 6 keeps its rollups: they are exact.)"""
+AFTER: dict[str, dict[int, Callable[[Runner], None]]] = {
+    "postgresql": {6: rebuild_rollups},
+    "sqlite": {},
+}
+"""What a migration needs done in Python once the run's SQL has all run (by dialect and
+version). PostgreSQL: the rollups of version 6 are filled from the records already stored
+through their log, which version 7 makes (a database already at 6 keeps its rollups: they
+are exact). SQLite's rollups live in a file of their own since version 9, filled from the
+records when the store opens (`store.sqlite_rollups`)."""
 
 
 class SchemaReads:
@@ -45,8 +50,9 @@ def migrate(runner: Runner) -> None:
             continue
         for statement in statements(migration.sql):
             runner.execute(statement, ())
-        if migration.version in AFTER:
-            after.append(AFTER[migration.version])
+        step = AFTER[runner.dialect].get(migration.version)
+        if step is not None:
+            after.append(step)
         runner.execute(
             "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
             (migration.version, migration.name),

@@ -4,13 +4,12 @@ written by the transactions that store records, read by the usage report (`domai
 Records with allocations are logged by `add_usage`, one row per tag set. Records without
 (nearly all) are logged by the database: on PostgreSQL a trigger copies them into the log
 as they are stored; on SQLite the records themselves are the log — the rows of
-`metering_records` above the last one folded (`usage_folded`), read by their `seq` (a
-writer at a time: `seq` only grows). Either way the write path pays for no scattered index
-entries. The log is folded into the rollups in bulk (`fold_usage`), its rows grouped and
-sorted by the rollups' keys, when due (`FoldSchedule`). A report reads the rollups and the
-log's rows together, in one statement: exact at every moment, whether folded or not (see
-the migrations `0006_usage_rollups.sql`, `0007_usage_log.sql` and, on SQLite,
-`0008_records_as_usage_log.sql`).
+`metering_records` above the last one folded, read by their `seq` (a writer at a time:
+`seq` only grows). Either way the write path pays for no scattered index entries. The log
+is folded into the rollups in bulk, its rows grouped and sorted by the rollups' keys, when
+due (`FoldSchedule`): on PostgreSQL by `fold_usage`, in the database; on SQLite by
+`store.sqlite_rollups`, into a file of its own. A report reads the rollups and the log's
+rows together, in one snapshot: exact at every moment, whether folded or not.
 
 A record makes one log row per distinct tag set of its allocations ('' when it has none).
 """
@@ -20,10 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.domain.ports import RecordFilter, UsageSlice, UsageSum
@@ -53,7 +53,7 @@ _LOG = (
 )
 _LOG_TYPES = ("text", "bigint", "bigint", "text", "text", "text", "text") + ("bigint",) * 3
 _DAY = f"hour / {DAY_MS} * {DAY_MS}"  # the day of an hour (epoch ms, whole days)
-_ROLLUPS = (
+ROLLUPS = (
     ("usage_by_hour", ("product_code", "hour", "dimension", "tags", "shard")),
     (
         "usage_by_day",
@@ -71,18 +71,16 @@ _ROLLUPS = (
 
 _SQLITE_MONTH = "CAST(strftime('%s', hour / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000"
 """SQLite: the first instant of an hour's month (epoch ms), from the hour (epoch ms)."""
-_LAST_FOLDED = "(SELECT COALESCE(MAX(last_seq), 0) FROM usage_folded)"
-"""SQLite: the `seq` of the last record folded (0 when none was, or after a reset)."""
 
 
-def _unfolded_records(bounded: str = "") -> str:
-    """SQLite: the records without allocations not folded yet, as rows of the log (read by
-    their `seq`, above the last folded; `bounded` adds a condition on it)."""
+def unfolded_records(seqs: str) -> str:
+    """SQLite: the records without allocations whose `seq` meets `seqs` (e.g. "seq > ?":
+    above the last folded), as rows of the log."""
     return (
         f"(SELECT product_code, hour, {_SQLITE_MONTH} AS month, customer_aws_account_id, "
         "customer_identifier, dimension, '' AS tags, quantity_micros AS micros, "
-        "1 AS records, 1 AS allocations FROM metering_records "
-        f"WHERE seq > {_LAST_FOLDED}{bounded} AND allocations IS NULL)"
+        "1 AS records, 1 AS allocations FROM main.metering_records "
+        f"WHERE {seqs} AND allocations IS NULL)"
     )
 
 
@@ -95,6 +93,8 @@ FOLD_SECONDS = 1.0
 """…or, having appended any, this long after its last fold."""
 FOLD_LIMIT = 32_768
 """The most log rows one fold moves (its transaction stays short; the next takes the rest)."""
+SQLITE_ROLLUPS = "rollups"
+"""SQLite: the name the rollups' file is attached under (`store.sqlite_rollups`)."""
 FOLD_LOCK = 0x6D6D_666F_6C64
 """PostgreSQL: the advisory lock one folding transaction holds at a time."""
 
@@ -164,8 +164,9 @@ def _split_sum(column: str) -> str:
     )
 
 
-def _fold_sql(table: str, key: tuple[str, ...], source: str) -> str:
-    """Add the grouped rows of `source` (log rows) to `table`, in the order of its key.
+def fold_sql(table: str, key: tuple[str, ...], source: str) -> str:
+    """Add the grouped rows of `source` (log rows) to `table` (its name may be qualified
+    by a schema), in the order of its key.
     A log row holds one record's millionths: split into units and millionths here, so
     that no sum overflows."""
     derived = {"day": _DAY, "shard": "0"}
@@ -173,69 +174,33 @@ def _fold_sql(table: str, key: tuple[str, ...], source: str) -> str:
     listed = ", ".join(key)
     order = ", ".join(str(i + 1) for i in range(len(key)))
     summed = f"{_split_sum('micros')}, SUM(records), SUM(allocations)"
-    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in _SUMS)
+    added = ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _SUMS)
     return (
-        f"INSERT INTO {table} ({listed}, {', '.join(_SUMS)}) "
+        f"INSERT INTO {table} AS r ({listed}, {', '.join(_SUMS)}) "
         f"SELECT {picked}, {summed} FROM {source} GROUP BY {order} ORDER BY {order} "
         f"ON CONFLICT ({listed}) DO UPDATE SET {added}"
     )
 
 
 def fold_usage(run: Runner, limit: int | None = FOLD_LIMIT) -> int:
-    """Move the log's oldest rows (up to `limit`; None: all) into the rollups, inside the
-    caller's transaction (on SQLite, one that holds the write lock); the number moved.
-    On SQLite, each of the log's two parts (its rows, the records above the last folded)
-    moves up to `limit`. On PostgreSQL, one statement deletes the rows it adds — rows
-    committed meanwhile are neither — and one folding transaction runs at a time (others
-    return 0). (One folder at a time: the rollups' "shard", which spread concurrent
-    writers, is always 0 now.)"""
-    if run.dialect == "postgresql":
-        if not run.fetchone("SELECT pg_try_advisory_xact_lock(?)", (FOLD_LOCK,))[0]:
-            return 0
-        capped = "" if limit is None else f" ORDER BY seq LIMIT {int(limit)}"
-        (hour_table, hour_key), (day_table, day_key) = _ROLLUPS
-        row = run.fetchone(
-            "WITH moved AS (DELETE FROM usage_pending WHERE seq IN "
-            f"(SELECT seq FROM usage_pending{capped}) RETURNING *), "
-            f"by_hour AS ({_fold_sql(hour_table, hour_key, 'moved')}), "
-            f"by_day AS ({_fold_sql(day_table, day_key, 'moved')}) "
-            "SELECT count(*) FROM moved",
-            (),
-        )
-        return int(row[0])
-    # SQLite: the log's rows, then the records above the last folded (each part up to
-    # `limit`; LIMIT -1 is no limit).
-    most = -1 if limit is None else limit
-    moved = 0
-    top = run.fetchone(
-        "SELECT max(seq) FROM (SELECT seq FROM usage_pending ORDER BY seq LIMIT ?)", (most,)
-    )[0]
-    if top is not None:
-        source = f"(SELECT * FROM usage_pending WHERE seq <= {int(top)})"
-        for table, key in _ROLLUPS:
-            run.execute(_fold_sql(table, key, source), ())
-        moved += run.execute("DELETE FROM usage_pending WHERE seq <= ?", (top,))
-    newest = run.fetchone(
-        "SELECT max(seq) FROM (SELECT seq FROM metering_records "
-        f"WHERE seq > {_LAST_FOLDED} ORDER BY seq LIMIT ?)",
-        (most,),
-    )[0]
-    if newest is not None:
-        source = _unfolded_records(f" AND seq <= {int(newest)}")
-        moved += int(run.fetchone(f"SELECT count(*) FROM {source}", ())[0])
-        for table, key in _ROLLUPS:
-            run.execute(_fold_sql(table, key, source), ())
-        _mark_folded(run, int(newest))
-    return moved
-
-
-def _mark_folded(run: Runner, seq: int) -> None:
-    """SQLite: the records up to `seq` are in the rollups."""
-    run.execute(
-        "INSERT INTO usage_folded (id, last_seq) VALUES (1, ?) "
-        "ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq",
-        (seq,),
+    """PostgreSQL: move the log's oldest rows (up to `limit`; None: all) into the rollups,
+    inside the caller's transaction; the number moved. One statement deletes the rows it
+    adds — rows committed meanwhile are neither — and one folding transaction runs at a
+    time (others return 0). (One folder at a time: the rollups' "shard", which spread
+    concurrent writers, is always 0 now.) SQLite's folds: `store.sqlite_rollups`."""
+    if not run.fetchone("SELECT pg_try_advisory_xact_lock(?)", (FOLD_LOCK,))[0]:
+        return 0
+    capped = "" if limit is None else f" ORDER BY seq LIMIT {int(limit)}"
+    (hour_table, hour_key), (day_table, day_key) = ROLLUPS
+    row = run.fetchone(
+        "WITH moved AS (DELETE FROM usage_pending WHERE seq IN "
+        f"(SELECT seq FROM usage_pending{capped}) RETURNING *), "
+        f"by_hour AS ({fold_sql(hour_table, hour_key, 'moved')}), "
+        f"by_day AS ({fold_sql(day_table, day_key, 'moved')}) "
+        "SELECT count(*) FROM moved",
+        (),
     )
+    return int(row[0])
 
 
 class FoldSchedule:
@@ -278,19 +243,24 @@ def fold_when_due(run: Runner, folds: FoldSchedule, appended: int) -> None:
 
 
 def rebuild_rollups(run: Runner) -> None:
-    """Empty the rollups and their log, and add every stored record again (after the
-    migration that made them, or to repair them)."""
+    """PostgreSQL: empty the rollups and their log, and add every stored record again
+    (after the migration that made them, or to repair them). SQLite's rollups are filled
+    again by `store.sqlite_rollups`."""
     for table in ("usage_by_hour", "usage_by_day", "usage_pending"):
         run.execute(f"DELETE FROM {table}", ())
     after = 0
-    if run.dialect == "sqlite":  # every record is logged below: none is left to read
-        _mark_folded(
-            run, int(run.fetchone("SELECT COALESCE(MAX(seq), 0) FROM metering_records", ())[0])
-        )
     while rows := record_page(run, RecordFilter(), after, 5000):
         add_usage(run, [row.record for row in rows], untagged=True)
         fold_usage(run, None)
         after = rows[-1].seq
+
+
+class FoldMarks(NamedTuple):
+    """SQLite: what the rollups hold — the records up to `records` (by `seq`) and the log's
+    rows up to `pending` — read in the snapshot of the report that uses them."""
+
+    records: int
+    pending: int
 
 
 class UsageReads:
@@ -299,9 +269,16 @@ class UsageReads:
     def _runner(self) -> Runner:
         raise NotImplementedError
 
+    @contextmanager
+    def _usage_snapshot(self) -> Iterator[tuple[Runner, FoldMarks | None]]:
+        """The runner a report reads with and, on SQLite, the marks of what the rollups
+        hold (the SQLite store's own, with its rollups' file)."""
+        yield self._runner(), None
+
     def usage_sums(self, query: UsageSlice) -> list[UsageSum]:
-        run = self._runner()
-        sql, params, groups = _sums_query(query, run.dialect)
+        with self._usage_snapshot() as (run, marks):
+            sql, params, groups = sums_query(query, run.dialect, marks)
+            rows = run.fetchall(sql, params)
         at = groups.index("at") if "at" in groups else None
         who = groups.index("customer_aws_account_id") if query.by_customer else None
         dimension = groups.index("dimension")
@@ -311,7 +288,7 @@ class UsageReads:
         sums: list[UsageSum] = []
         append = sums.append
         instants: dict[Any, datetime] = {}  # (a slice's rows share a few hours or days)
-        for row in run.fetchall(sql, params):
+        for row in rows:
             micros = int(row[n]) * MICROS_PER_UNIT + int(row[n + 1])
             count = int(row[n + 2])
             when = None
@@ -347,9 +324,12 @@ class UsageReads:
         return sums
 
 
-def _sums_query(q: UsageSlice, dialect: str) -> tuple[str, list[Any], list[str]]:
+def sums_query(
+    q: UsageSlice, dialect: str, marks: FoldMarks | None = None
+) -> tuple[str, list[Any], list[str]]:
     """The slice's SELECT, its parameters, and the names of its grouping columns (the time
-    column named "at"), which come first, then the sums: units, millionths, count."""
+    column named "at"), which come first, then the sums: units, millionths, count. On
+    SQLite, from the rollups, `marks` tells which rows of the log they hold."""
     start, end = to_ms(q.start), to_ms(q.end)
     customer = ["customer_aws_account_id", "customer_identifier"]
     if q.source == "records":
@@ -371,31 +351,42 @@ def _sums_query(q: UsageSlice, dialect: str) -> tuple[str, list[Any], list[str]]
         groups += ["dimension", *(["tags"] if q.by_tags else [])]
         groups += ["day"] if q.source == "days" and q.per_day else []
         listed = ", ".join(groups)
+        schema = ""
+        if dialect == "sqlite":
+            if marks is None:
+                raise ValueError("SQLite's rollups are read with their marks")
+            schema = f"{SQLITE_ROLLUPS}."
         if q.source == "hours":
-            rollup = "usage_by_hour WHERE product_code = ? AND hour >= ? AND hour < ?"
+            rollup = f"{schema}usage_by_hour WHERE product_code = ? AND hour >= ? AND hour < ?"
             params = [q.product_code, start, end]
         else:  # days: grouped in the order of the key, which begins with the month
             # (a slice of days lies within one month: the domain asks month by month)
             month = to_ms(q.start.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
-            rollup = "usage_by_day WHERE product_code = ? AND month = ? AND day >= ? AND day < ?"
+            rollup = (
+                f"{schema}usage_by_day "
+                "WHERE product_code = ? AND month = ? AND day >= ? AND day < ?"
+            )
             params = [q.product_code, month, start, end]
         logged = ", ".join(f"{_DAY} AS day" if g == "day" else g for g in groups)
         logged_sums = [_split_sum("micros"), f"SUM({count})"]
         sql = (
             f"SELECT {listed}, {', '.join(sums)} FROM {rollup} GROUP BY {listed} UNION ALL "
             f"SELECT {logged}, {', '.join(logged_sums)} FROM usage_pending "
-            f"WHERE product_code = ? AND hour >= ? AND hour < ? GROUP BY {listed}"
+            f"WHERE product_code = ? AND hour >= ? AND hour < ?"
         )
         params += [q.product_code, start, end]
-        if dialect == "sqlite":
-            # The records not folded yet: found by `seq` (the "+" keeps SQLite from reading
+        if marks is None:
+            sql += f" GROUP BY {listed}"
+        else:
+            # SQLite: the log's rows above its mark (those below wait to be deleted), then
+            # the records not folded yet, found by `seq` (the "+" keeps SQLite from reading
             # the slot index's range of the whole slice instead).
             sql += (
-                f" UNION ALL SELECT {logged}, {', '.join(logged_sums)} "
-                f"FROM {_unfolded_records()} "
+                f" AND seq > ? GROUP BY {listed} UNION ALL "
+                f"SELECT {logged}, {', '.join(logged_sums)} FROM {unfolded_records('seq > ?')} "
                 f"WHERE +product_code = ? AND +hour >= ? AND +hour < ? GROUP BY {listed}"
             )
-            params += [q.product_code, start, end]
+            params += [marks.pending, marks.records, q.product_code, start, end]
         return sql, params, ["at" if g in ("hour", "day") else g for g in groups]
     listed = ", ".join(groups)
     sql = f"SELECT {listed}, {', '.join(sums)} FROM {table} WHERE {where} GROUP BY {listed}"
