@@ -40,6 +40,8 @@ from bench.presign import Credentials, Signer, write_requests  # noqa: E402
 from bench.report import Ratio, RssSample, ratios, write_chart, write_markdown  # noqa: E402
 
 from marketmeter.server.runner import APP_FACTORY, HTTP_PROTOCOL  # noqa: E402
+from marketmeter.store.sqlite import SqliteStore  # noqa: E402
+from marketmeter.store.sqlite_rollups import rollups_path  # noqa: E402
 
 BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "replay.lua"
@@ -239,8 +241,8 @@ class Process:
 def prefill_sqlite(path: Path, records: int) -> None:
     """`records` records of the benchmark's product, its customers and dimensions, in hours
     before any the runs use (from 100 hours back), with ids as marketmeter makes them — the
-    table and its indexes as large as after weeks of traffic. They are
-    left out of the usage rollups (marked folded without being added to them)."""
+    table and its indexes as large as after weeks of traffic. `Databases.prefilled` then
+    sums them into the usage rollups' file once, as opening the store does."""
     top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     first_hour = int((top - timedelta(hours=100)).timestamp() * 1000)
     per_hour = bench_catalog.CUSTOMERS * len(bench_catalog.SAAS_DIMENSIONS)
@@ -281,11 +283,6 @@ def prefill_sqlite(path: Path, records: int) -> None:
                 first_hour,
                 per_hour,
             ),
-        )
-        # (Marked folded: the records are SQLite's own usage log above the last folded.)
-        conn.execute(
-            "INSERT INTO usage_folded (id, last_seq) SELECT 1, MAX(seq) FROM metering_records "
-            "WHERE true ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq"
         )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -371,10 +368,13 @@ class Databases:
             print(f"· storing {records:,} records in a copy of the template (once)", flush=True)
             shutil.copy(self.sqlite_template, template)
             prefill_sqlite(template, records)
+            SqliteStore(template).close()  # the records summed into the rollups' file
             print(f"  in {time.monotonic() - started:.0f} s", flush=True)
         self._n += 1
         path = self.work / f"run{self._n}.db"
         shutil.copy(template, path)
+        # with its rollups (of the same generation: not summed again when a server opens it)
+        shutil.copy(rollups_path(str(template)), rollups_path(str(path)))
         return f"sqlite:///{path}"
 
     def empty(self, store: str) -> str:
