@@ -137,7 +137,9 @@ class SqliteStore(SqlReader, OutboxStore):
             with self._exclusive():
                 self._writer = self._connect()
                 self._migrate()
-                self._rollups = RollupsFile(self.path, busy_timeout_ms)
+                self._rollups = RollupsFile(
+                    self.path, busy_timeout_ms, durable=synchronous.upper() != "OFF"
+                )
                 self._close_rollups = weakref.finalize(self, self._rollups.close)
                 # (holding the write lock: no record can be newer than what this reads)
                 self._rollups.ensure(strict=True)

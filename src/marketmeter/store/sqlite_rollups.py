@@ -25,7 +25,8 @@ generation, or none (a restore, a copy, a lost file), is filled again from the r
 before anything reads it (`ensure`) — and on opening, one whose marks lie beyond the
 records (the database lost commits in a power cut that the rollups kept) too. The
 rollups' file commits with `synchronous=FULL` (an fsync a fold, off the write path): a
-log row is deleted only after a mark that survives a power cut.
+log row is deleted only after a mark that survives a power cut. (A throwaway database,
+`synchronous=OFF`, has throwaway rollups too.)
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ class RollupsFile:
     """The folds into a database's rollups file, on a connection of their own (threads of
     this process take turns on it; processes on the file's write lock)."""
 
-    def __init__(self, database: str, busy_timeout_ms: int) -> None:
-        self._database = database
+    def __init__(self, database: str, busy_timeout_ms: int, *, durable: bool = True) -> None:
+        self._synchronous = "FULL" if durable else "OFF"
         uri = Path(os.path.realpath(database)).as_uri() + "?mode=ro"
         conn = sqlite3.connect(
             uri,
@@ -160,7 +161,7 @@ class RollupsFile:
         """The file in WAL mode with this version's tables (made again if of another)."""
         conn = self._conn
         conn.execute(f"PRAGMA {_R}.journal_mode = WAL")
-        conn.execute(f"PRAGMA {_R}.synchronous = FULL")
+        conn.execute(f"PRAGMA {_R}.synchronous = {self._synchronous}")
         (version,) = conn.execute(f"PRAGMA {_R}.user_version").fetchone()
         if version == SCHEMA_VERSION:
             return

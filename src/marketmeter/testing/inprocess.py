@@ -33,6 +33,7 @@ from marketmeter.config import Settings
 from marketmeter.domain.models import AccessKey, Catalog
 from marketmeter.services import create_service
 from marketmeter.store import open_store
+from marketmeter.store.sqlite_rollups import rollups_path
 
 DEFAULT_ACCOUNT = "123456789012"
 """The account unknown credentials act as when the catalog has no single seller (moto's
@@ -60,6 +61,8 @@ class InProcessMarketplace:
         self._remove_directory = weakref.finalize(self, shutil.rmtree, self.directory, True)
         database = self.directory / "marketplace.db"
         shutil.copyfile(template, database)
+        # with its usage rollups (of the same records: nothing to sum when the store opens)
+        shutil.copyfile(rollups_path(str(template)), rollups_path(str(database)))
         self.database_url = f"sqlite:///{database}?synchronous=OFF"  # thrown away after
         sellers = {p.seller_account_id for p in parsed.products}
         self.account = account or (sellers.pop() if len(sellers) == 1 else DEFAULT_ACCOUNT)
@@ -229,9 +232,10 @@ def _template(source: CatalogSource) -> tuple[Catalog, Path]:
             create_service(Settings(database_url=f"sqlite:///{path}"), store).apply_catalog(parsed)
         finally:
             store.close()
-        with sqlite3.connect(path) as conn:  # everything in the main file, none in the WAL
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
+        for file in (path, rollups_path(str(path))):
+            with sqlite3.connect(file) as conn:  # everything in the main file, none in the WAL
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
         _templates[key] = path
         return parsed, path
 
