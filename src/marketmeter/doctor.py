@@ -21,6 +21,8 @@ from marketmeter.config import Settings
 from marketmeter.store import secrets
 from marketmeter.store.factory import UnsupportedDatabase, libpq_url, sqlite_path
 from marketmeter.store.migrations import migrations_for
+from marketmeter.store.sql.usage import SQLITE_ROLLUPS
+from marketmeter.store.sqlite_rollups import read_marks, rollups_path
 
 Level = Literal["ok", "warn", "fail"]
 WAL_WARN_BYTES = 256 * 2**20
@@ -99,6 +101,7 @@ def _sqlite(url: str) -> Iterator[Finding]:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             yield from _migrations("sqlite", conn.execute)
             yield from _stored_secrets(conn.execute)
+            yield from _sqlite_rollups(conn, str(path))
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -126,6 +129,41 @@ def _sqlite(url: str) -> Iterator[Finding]:
     else:
         yield Finding("ok", "WAL", f"{size / 2**20:,.1f} MiB")
     yield Finding("ok", "clock", "SQLite has no server clock to compare with: keep NTP running")
+
+
+def _sqlite_rollups(conn: sqlite3.Connection, path: str) -> Iterator[Finding]:
+    """The usage rollups' file beside the database: there, and of the same records."""
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_generation'"
+    ).fetchone():
+        return  # (a schema before 9: the migrations' finding says so)
+    refill = "the next process that opens the database fills it again from the records"
+    rollups = rollups_path(path)
+    if not Path(rollups).is_file():
+        yield Finding("warn", "usage rollups", f"no {rollups}: {refill}")
+        return
+    conn.execute(f"ATTACH DATABASE ? AS {SQLITE_ROLLUPS}", (Path(rollups).as_uri() + "?mode=ro",))
+    try:
+        marks = read_marks(conn)
+        waiting = None
+        if marks is not None:
+            (waiting,) = conn.execute(
+                "SELECT count(*) FROM metering_records WHERE seq > ?", (marks.records,)
+            ).fetchone()
+    except sqlite3.Error as exc:
+        yield Finding("warn", "usage rollups", f"{rollups}: {exc}: {refill}")
+        return
+    finally:
+        conn.execute(f"DETACH DATABASE {SQLITE_ROLLUPS}")
+    if marks is None:
+        yield Finding(
+            "warn",
+            "usage rollups",
+            "of other records (a reset, a restore or a copy): filled again from the records "
+            "by the next report or fold, or when a process opens the database",
+        )
+    else:
+        yield Finding("ok", "usage rollups", f"{waiting:,} records not folded yet")
 
 
 def _postgresql(url: str) -> Iterator[Finding]:

@@ -46,8 +46,25 @@ def test_a_healthy_sqlite_database_passes_and_says_what_to_improve(tmp_path: Pat
     assert status == 0, out
     assert "ok    migrations: all" in out
     assert "ok    integrity:" in out
+    assert "ok    usage rollups: 0 records not folded yet" in out
     assert "WARN  secret key: none" in out
     assert "FAIL" not in out
+
+
+def test_sqlite_usage_rollups_missing_or_of_other_records_are_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    url = applied(f"sqlite:///{path}", tmp_path, NO_KEY)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE usage_generation SET generation = 'another'")  # as a reset does
+    conn.commit()
+    conn.close()
+    status, out = doctor(url, NO_KEY)
+    assert status == 0, out
+    assert "WARN  usage rollups: of other records" in out
+    Path(f"{path}.rollups").unlink()
+    status, out = doctor(url, NO_KEY)
+    assert status == 0, out
+    assert f"WARN  usage rollups: no {path}.rollups: the next process" in out
 
 
 def test_a_missing_migration_and_a_damaged_file_fail(tmp_path: Path) -> None:
