@@ -137,13 +137,18 @@ def _sqlite_rollups(conn: sqlite3.Connection, path: str) -> Iterator[Finding]:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_generation'"
     ).fetchone():
         return  # (a schema before 9: the migrations' finding says so)
-    refill = "the next process that opens the database fills it again from the records"
+    refill = (
+        "the next process that opens the database makes it again from the records "
+        "(restart running servers: they still use the file they opened)"
+    )
     rollups = rollups_path(path)
     if not Path(rollups).is_file():
         yield Finding("warn", "usage rollups", f"no {rollups}: {refill}")
         return
-    conn.execute(f"ATTACH DATABASE ? AS {SQLITE_ROLLUPS}", (Path(rollups).as_uri() + "?mode=ro",))
     try:
+        conn.execute(
+            f"ATTACH DATABASE ? AS {SQLITE_ROLLUPS}", (Path(rollups).as_uri() + "?mode=ro",)
+        )
         marks = read_marks(conn)
         waiting = None
         if marks is not None:
@@ -154,7 +159,8 @@ def _sqlite_rollups(conn: sqlite3.Connection, path: str) -> Iterator[Finding]:
         yield Finding("warn", "usage rollups", f"{rollups}: {exc}: {refill}")
         return
     finally:
-        conn.execute(f"DETACH DATABASE {SQLITE_ROLLUPS}")
+        if any(row[1] == SQLITE_ROLLUPS for row in conn.execute("PRAGMA database_list")):
+            conn.execute(f"DETACH DATABASE {SQLITE_ROLLUPS}")
     if marks is None:
         yield Finding(
             "warn",

@@ -51,7 +51,9 @@ def test_a_healthy_sqlite_database_passes_and_says_what_to_improve(tmp_path: Pat
     assert "FAIL" not in out
 
 
-def test_sqlite_usage_rollups_missing_or_of_other_records_are_a_warning(tmp_path: Path) -> None:
+def test_sqlite_usage_rollups_damaged_missing_or_of_other_records_are_a_warning(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "r.db"
     url = applied(f"sqlite:///{path}", tmp_path, NO_KEY)
     conn = sqlite3.connect(path)
@@ -61,6 +63,11 @@ def test_sqlite_usage_rollups_missing_or_of_other_records_are_a_warning(tmp_path
     status, out = doctor(url, NO_KEY)
     assert status == 0, out
     assert "WARN  usage rollups: of other records" in out
+    Path(f"{path}.rollups").write_bytes(b"damaged " * 1000)
+    status, out = doctor(url, NO_KEY)
+    assert status == 0, out
+    assert f"WARN  usage rollups: {path}.rollups: file is not a database: the next" in out
+    assert "ok    integrity:" in out  # (the database itself is fine)
     Path(f"{path}.rollups").unlink()
     status, out = doctor(url, NO_KEY)
     assert status == 0, out

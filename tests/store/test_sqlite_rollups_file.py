@@ -14,6 +14,7 @@ from pathlib import Path
 
 from marketmeter.domain.ports import UsageSlice
 from marketmeter.store.backup import backup, restore
+from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sqlite import SqliteStore
 from marketmeter.store.sqlite_rollups import rollups_path
 from tests.store.test_usage_rollups import (
@@ -26,6 +27,13 @@ from tests.store.test_usage_rollups import (
 )
 
 PRODUCT = "prod-file"
+
+
+def _open(path: Path) -> SqliteStore:
+    """A store whose folds run only when a test asks (none due by a timer meanwhile)."""
+    store = SqliteStore(path)
+    store.folds = FoldSchedule(rows=10**9, seconds=10**9)
+    return store
 
 
 def _store(store: SqliteStore, records: list) -> None:  # type: ignore[type-arg]
@@ -42,7 +50,7 @@ def test_the_rollups_live_beside_the_database_and_a_fold_never_takes_its_write_l
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "m.db"
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         _store(store, some_records(PRODUCT, 30, seed=1))
         assert Path(rollups_path(str(path))).is_file()
@@ -67,7 +75,35 @@ def test_the_rollups_live_beside_the_database_and_a_fold_never_takes_its_write_l
         store.close()
 
 
-def test_folded_log_rows_are_deleted_by_a_later_writer_and_their_seqs_never_return(
+def test_a_fold_that_waited_for_the_rollups_lock_reads_the_records_as_they_are_then(
+    tmp_path: Path,
+) -> None:
+    """A fold takes the rollups' lock before its snapshot of the records: records stored
+    while it waited (here another connection holds the lock, as another process's fold
+    would) are folded too, never left behind a snapshot older than the rollups."""
+    path = tmp_path / "m.db"
+    plain = [r for r in some_records(PRODUCT, 80, seed=13) if r.allocations is None]
+    first, second = plain[:10], plain[10:20]
+    store = _open(path)
+    holder = sqlite3.connect(rollups_path(str(path)), isolation_level=None)
+    try:
+        _store(store, first)
+        holder.execute("BEGIN IMMEDIATE")
+        moved: list[int] = []
+        folding = threading.Thread(target=lambda: moved.append(store.fold_usage()))
+        folding.start()
+        time.sleep(0.2)  # the fold waits for the lock
+        _store(store, second)
+        holder.execute("ROLLBACK")
+        folding.join()
+        assert moved == [20]
+        _report_matches(store, PRODUCT)
+    finally:
+        holder.close()
+        store.close()
+
+
+def test_folded_log_rows_are_deleted_by_a_later_writer_or_the_next_process(
     tmp_path: Path,
 ) -> None:
     """Records with allocations are logged in `usage_pending`; a fold marks them folded in
@@ -75,7 +111,7 @@ def test_folded_log_rows_are_deleted_by_a_later_writer_and_their_seqs_never_retu
     two leaves them behind: ignored by reports, deleted by the next process's writes."""
     path = tmp_path / "m.db"
     first, second, third = _chunks(some_records(PRODUCT, 90, seed=2), 30)
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         _store(store, first)
         logged = _logged(path)
@@ -89,14 +125,38 @@ def test_folded_log_rows_are_deleted_by_a_later_writer_and_their_seqs_never_retu
     finally:
         store.close()  # "killed" after the fold: no writer deleted the second's rows
     assert _logged(path) == _logged_of(second)
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         _report_matches(store, PRODUCT)  # the rows left behind are not counted twice
         _store(store, third)
         assert _logged(path) == _logged_of(third)  # deleted by this process's first write
-        with closing(sqlite3.connect(path)) as conn:
+        _report_matches(store, PRODUCT)
+        store.fold_usage()
+        _report_matches(store, PRODUCT)
+    finally:
+        store.close()
+
+
+def test_a_log_row_made_once_every_row_below_the_mark_is_deleted_is_counted(
+    tmp_path: Path,
+) -> None:
+    """The log's `seq`s are never given twice: with the log emptied by a writer after a
+    fold, a plain rowid would number the next row 1 again — under the mark, never counted."""
+    path = tmp_path / "m.db"
+    tagged = [r for r in some_records(PRODUCT, 80, seed=10) if r.allocations is not None]
+    first, second = tagged[:10], tagged[10:20]
+    store = _open(path)
+    try:
+        _store(store, first)
+        assert store.fold_usage() > 0
+        with store.transaction():
+            pass  # deletes every folded row: the log is empty
+        assert _logged(path) == 0
+        _store(store, second)
+        with closing(sqlite_with_rollups(path)) as conn:
             lowest = conn.execute("SELECT min(seq) FROM usage_pending").fetchone()[0]
-        assert lowest > logged + _logged_of(second)  # a seq is never given twice
+            (mark,) = conn.execute("SELECT pending_seq FROM rollups.usage_folded").fetchone()
+        assert lowest > mark
         _report_matches(store, PRODUCT)
         store.fold_usage()
         _report_matches(store, PRODUCT)
@@ -115,7 +175,7 @@ def _logged_of(records: list) -> int:  # type: ignore[type-arg]
 
 def test_a_lost_rollups_file_is_filled_again_from_the_records(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         old, new = _chunks(some_records(PRODUCT, 60, seed=3), 30)
         _store(store, old)
@@ -125,7 +185,7 @@ def test_a_lost_rollups_file_is_filled_again_from_the_records(tmp_path: Path) ->
         store.close()
     for suffix in ("", "-wal", "-shm"):
         Path(rollups_path(str(path)) + suffix).unlink(missing_ok=True)
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         with closing(sqlite_with_rollups(path)) as conn:
             assert sqlite_unfolded(conn) == 0  # filled again on opening, every record
@@ -142,7 +202,7 @@ def test_rollups_holding_records_the_database_lost_are_filled_again_on_opening(
     the records and sums the records again; records stored after are counted."""
     path = tmp_path / "m.db"
     kept, lost, later = _chunks(some_records(PRODUCT, 90, seed=4), 30)
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         _store(store, kept)
         _store(store, lost)
@@ -155,7 +215,7 @@ def test_rollups_holding_records_the_database_lost_are_filled_again_on_opening(
             f"DELETE FROM metering_records WHERE record_id IN ({', '.join('?' * len(ids))})", ids
         )
         conn.commit()
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         _report_matches(store, PRODUCT)
         _store(store, later)  # their seqs are the lost ones'
@@ -167,12 +227,61 @@ def test_rollups_holding_records_the_database_lost_are_filled_again_on_opening(
         store.close()
 
 
+def test_a_log_mark_beyond_the_log_s_lost_rows_is_noticed_on_opening(tmp_path: Path) -> None:
+    """A fold moves up to a limit of each part: here all the log's rows but not all the
+    records, so only the log's mark lies beyond what a power cut left of the database."""
+    path = tmp_path / "m.db"
+    records = some_records(PRODUCT, 80, seed=11)
+    plain = [r for r in records if r.allocations is None][:20]
+    tagged = [r for r in records if r.allocations is not None][:3]
+    store = _open(path)
+    try:
+        _store(store, plain)
+        _store(store, tagged)  # the commit the power cut takes
+        assert store.fold_usage(10) == 10 + _logged_of(tagged)  # records 1-10, every log row
+    finally:
+        store.close()
+    with closing(sqlite3.connect(path)) as conn:  # as if that commit never reached the disk
+        ids = [r.record_id for r in tagged]
+        conn.execute(
+            f"DELETE FROM metering_records WHERE record_id IN ({', '.join('?' * len(ids))})", ids
+        )
+        conn.execute("DELETE FROM usage_pending")
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = 'usage_pending'")
+        conn.commit()
+    store = _open(path)
+    try:
+        _report_matches(store, PRODUCT)  # the lost records' sums are not in it
+        _store(store, tagged)  # their log rows' seqs are the lost ones'
+        _report_matches(store, PRODUCT)
+    finally:
+        store.close()
+
+
+def test_a_damaged_rollups_file_is_made_again(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    store = _open(path)
+    try:
+        _store(store, some_records(PRODUCT, 40, seed=12))
+        store.fold_usage()
+    finally:
+        store.close()
+    Path(rollups_path(str(path))).write_bytes(b"not a database at all " * 500)
+    store = _open(path)
+    try:
+        _report_matches(store, PRODUCT)
+        with closing(sqlite_with_rollups(path)) as conn:
+            assert sqlite_unfolded(conn) == 0  # every record summed again on opening
+    finally:
+        store.close()
+
+
 def test_a_reset_in_another_process_is_seen_by_this_ones_reports_and_folds(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "m.db"
     first, second = _chunks(some_records(PRODUCT, 60, seed=5), 30)
-    serving, resetting = SqliteStore(path), SqliteStore(path)
+    serving, resetting = _open(path), _open(path)
     try:
         _store(serving, first)
         serving.fold_usage()
@@ -199,7 +308,7 @@ def test_a_restored_database_gets_rollups_of_its_own_records(tmp_path: Path) -> 
     path = tmp_path / "m.db"
     url = f"sqlite:///{path}"
     before, after = _chunks(some_records(PRODUCT, 60, seed=6), 30)
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         _store(store, before)
         store.fold_usage()
@@ -209,7 +318,7 @@ def test_a_restored_database_gets_rollups_of_its_own_records(tmp_path: Path) -> 
     finally:
         store.close()
     restore(tmp_path / "b.db", url, replace=True)
-    store = SqliteStore(path)
+    store = _open(path)
     try:
         assert len(list(store.iter_records(PRODUCT))) == 30
         _report_matches(store, PRODUCT)
@@ -223,20 +332,21 @@ def test_a_report_reads_the_database_before_the_rollups(tmp_path: Path) -> None:
     the rollups would be from before the fold and the database from after the deletion."""
     path = tmp_path / "m.db"
     tagged = [r for r in some_records(PRODUCT, 80, seed=9) if r.allocations is not None]
-    writer, reader = SqliteStore(path), SqliteStore(path)
+    writer, reader = _open(path), _open(path)
     try:
         _store(writer, tagged)
         whole = UsageSlice(PRODUCT, START, START + timedelta(days=7), "hours")
         conn = reader._runner().connection
         statements: list[str] = []
+        between: list[int] = []  # (an assertion inside SQLite's callback would be swallowed)
 
         def between_the_reads(sql: str) -> None:
             statements.append(sql)
             if len(statements) == 3:  # BEGIN, the first read; the second is starting
-                assert writer.fold_usage() > 0
+                between.append(writer.fold_usage())
                 with writer.transaction():
                     pass  # (deletes the folded rows)
-                assert _logged(path) == 0
+                between.append(_logged(path))
 
         conn.set_trace_callback(between_the_reads)
         try:
@@ -244,6 +354,10 @@ def test_a_report_reads_the_database_before_the_rollups(tmp_path: Path) -> None:
         finally:
             conn.set_trace_callback(None)
         assert statements[0] == "BEGIN"
+        assert len(statements) > 3
+        folded, left = between
+        assert folded == _logged_of(tagged)  # the fold moved every log row…
+        assert left == 0  # …and a writer deleted them, between the report's two reads
         assert sum(s.count for s in sums) == len(tagged)
         assert sum(s.micros for s in sums) == sum(r.quantity.micros for r in tagged)
     finally:
@@ -260,7 +374,7 @@ def test_reports_beside_writes_folds_and_deletions_count_every_record_once(
     read just before and after it."""
     path = tmp_path / "m.db"
     chunks = _chunks(some_records(PRODUCT, 600, seed=8), 20)
-    writer, reader = SqliteStore(path), SqliteStore(path)
+    writer, reader = _open(path), _open(path)
     done = threading.Event()
     failures: list[BaseException] = []
 
@@ -274,8 +388,11 @@ def test_reports_beside_writes_folds_and_deletions_count_every_record_once(
             done.set()
 
     def fold() -> None:
-        while not done.is_set():
-            writer.fold_usage(7)
+        try:
+            while not done.is_set():
+                writer.fold_usage(7)
+        except BaseException as exc:
+            failures.append(exc)
 
     threads = [threading.Thread(target=write), threading.Thread(target=fold)]
     for t in threads:

@@ -141,8 +141,14 @@ class SqliteStore(SqlReader, OutboxStore):
                     self.path, busy_timeout_ms, durable=synchronous.upper() != "OFF"
                 )
                 self._close_rollups = weakref.finalize(self, self._rollups.close)
-                # (holding the write lock: no record can be newer than what this reads)
-                self._rollups.ensure(strict=True)
+                stale = self._rollups.stale_on_opening()
+            if stale:  # filled again now, without holding up the other processes' writes
+                try:
+                    with translate_errors():
+                        self._rollups.ensure()
+                except StoreUnavailable as exc:  # (busy: another process fills them; if not,
+                    # the next report or fold does)
+                    log.info("the usage rollups are filled again later: %s", exc)
 
     # -- connections -------------------------------------------------------------------
 
@@ -495,5 +501,5 @@ def translate_errors() -> Iterator[None]:
         yield
     except sqlite3.IntegrityError as exc:
         raise StoreConflict(str(exc)) from exc
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:  # busy, locked, damaged, …
         raise StoreUnavailable(f"SQLite: {exc}") from exc

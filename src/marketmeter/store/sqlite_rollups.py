@@ -151,8 +151,21 @@ class RollupsFile:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA cache_size = -65536")
-            attach(conn, database)
-            self._prepare()
+            try:
+                attach(conn, database)
+                self._prepare()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # (busy, no space, …: not the file's fault)
+                # Damaged, or not a database at all: it is derived from the records, so
+                # it is made again (the caller holds the database's write lock).
+                log.warning("the usage rollups' file is damaged (%s): making it again", exc)
+                if any(row[1] == _R for row in conn.execute("PRAGMA database_list")):
+                    conn.execute(f"DETACH DATABASE {_R}")
+                for suffix in ("", "-wal", "-shm"):
+                    Path(rollups_path(database) + suffix).unlink(missing_ok=True)
+                attach(conn, database)
+                self._prepare()
         except BaseException:
             conn.close()
             raise
@@ -189,19 +202,51 @@ class RollupsFile:
         from the records instead."""
         return self._locked(lambda: self._fold(limit))
 
-    def ensure(self, *, strict: bool = False) -> int:
-        """Fill the rollups again from the records if they are of another generation —
-        with `strict` (only while the database's write lock is held: no record can be
-        newer than what this reads), also if their marks lie beyond the records. The number
-        of records summed again (0: none needed)."""
-        return self._locked(lambda: self._ensure(strict))
+    def ensure(self) -> int:
+        """Fill the rollups again from the records if they are of another generation; the
+        number of records summed again (0: none needed)."""
+        return self._locked(self._ensure)
+
+    def stale_on_opening(self) -> bool:
+        """Only while the database's write lock is held (no record can be newer than what
+        this reads): True when the rollups must be filled again — of another generation,
+        or holding records the database lost (then marked of no generation first, so that
+        every process fills them again before it reads them). Reads only, but for that
+        mark: the filling is left to `ensure`, once the caller let go of the lock."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                marks = read_marks(conn)
+                newest, given = _newest_seqs(conn)
+            finally:
+                conn.execute("ROLLBACK")
+        if marks is None:
+            return True
+        if marks.records <= newest and marks.pending <= given:
+            self.pending_folded = max(self.pending_folded, marks.pending)
+            return False
+        log.warning(
+            "the usage rollups hold records the database does not (lost in a power cut?): "
+            "summing them again from the records"
+        )
+        self._locked(self._forget)
+        return True
+
+    def _forget(self) -> int:
+        self._conn.execute(f"UPDATE {_R}.usage_folded SET generation = ''")
+        return 0
 
     def _locked(self, work: Callable[[], int]) -> int:
         with self._lock:
             conn = self._conn
             self._log_mark = 0
-            conn.execute("BEGIN IMMEDIATE")  # the rollups' write lock; the records' snapshot
+            # The rollups' write lock first, the records' snapshot after it: BEGIN
+            # IMMEDIATE would take the snapshot first, then wait for the lock, and a fold
+            # would then work from records older than the rollups it adds to.
+            conn.execute("BEGIN")
             try:
+                conn.execute(f"UPDATE {_R}.usage_folded SET id = id WHERE id = 1")
                 done = work()
                 conn.execute("COMMIT")
             finally:
@@ -211,17 +256,8 @@ class RollupsFile:
             self.pending_folded = max(self.pending_folded, self._log_mark)
             return done
 
-    def _ensure(self, strict: bool) -> int:
-        conn = self._conn
-        marks = read_marks(conn)
-        if marks is not None and strict:
-            newest, given = _newest_seqs(conn)
-            if marks.records > newest or marks.pending > given:
-                log.warning(
-                    "the usage rollups hold records the database does not (lost in a "
-                    "power cut?): summing them again from the records"
-                )
-                marks = None
+    def _ensure(self) -> int:
+        marks = read_marks(self._conn)
         if marks is not None:
             self._log_mark = marks.pending
             return 0
