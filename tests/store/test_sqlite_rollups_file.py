@@ -187,8 +187,13 @@ def test_a_lost_rollups_file_is_filled_again_from_the_records(tmp_path: Path) ->
         Path(rollups_path(str(path)) + suffix).unlink(missing_ok=True)
     store = _open(path)
     try:
-        with closing(sqlite_with_rollups(path)) as conn:
-            assert sqlite_unfolded(conn) == 0  # filled again on opening, every record
+        with closing(sqlite_with_rollups(path)) as conn:  # filled again on opening
+            (generation,) = conn.execute("SELECT generation FROM usage_generation").fetchone()
+            marks = conn.execute(
+                "SELECT generation, records_seq FROM rollups.usage_folded"
+            ).fetchone()
+            assert marks == (generation, 60)  # every record summed
+            assert sqlite_unfolded(conn) == 0
         _report_matches(store, PRODUCT)
     finally:
         store.close()
