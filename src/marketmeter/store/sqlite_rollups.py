@@ -269,28 +269,11 @@ class RollupsFile:
         if marks is None:
             return self._rebuild()
         most = -1 if limit is None else limit  # (LIMIT -1: no limit)
-        moved = 0
-        pending, records = marks.pending, marks.records
-        top = conn.execute(
-            "SELECT max(seq) FROM (SELECT seq FROM main.usage_pending WHERE seq > ? "
-            "ORDER BY seq LIMIT ?)",
-            (pending, most),
-        ).fetchone()[0]
-        if top is not None:
-            source = f"(SELECT * FROM main.usage_pending WHERE seq > {pending} AND seq <= {top})"
-            moved += conn.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
-            _fold_into_rollups(conn, source)
-            pending = int(top)
-        newest = conn.execute(
-            "SELECT max(seq) FROM (SELECT seq FROM main.metering_records WHERE seq > ? "
-            "ORDER BY seq LIMIT ?)",
-            (records, most),
-        ).fetchone()[0]
-        if newest is not None:
-            source = unfolded_records(f"seq > {records} AND seq <= {int(newest)}")
-            moved += conn.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
-            _fold_into_rollups(conn, source)
-            records = int(newest)
+        pending, from_log = _fold_above(conn, "usage_pending", marks.pending, most, _log_rows)
+        records, from_records = _fold_above(
+            conn, "metering_records", marks.records, most, unfolded_records
+        )
+        moved = from_log + from_records
         if moved or pending != marks.pending or records != marks.records:
             conn.execute(
                 f"UPDATE {_R}.usage_folded SET records_seq = ?, pending_seq = ?",
@@ -370,6 +353,28 @@ class RollupsFile:
             _fold_into_rollups(conn, "temp.rebuilt_usage")
             conn.execute("DELETE FROM temp.rebuilt_usage")
         return len(found)
+
+
+def _fold_above(
+    conn: sqlite3.Connection, table: str, mark: int, most: int, rows: Callable[[str], str]
+) -> tuple[int, int]:
+    """Fold the rows of `table` above `mark` (the oldest `most`; -1: all), as log rows
+    made by `rows` from a condition on `seq`: the new mark, and the log rows folded."""
+    top = conn.execute(
+        f"SELECT max(seq) FROM (SELECT seq FROM main.{table} WHERE seq > ? ORDER BY seq LIMIT ?)",
+        (mark, most),
+    ).fetchone()[0]
+    if top is None:
+        return mark, 0
+    source = rows(f"seq > {int(mark)} AND seq <= {int(top)}")
+    (moved,) = conn.execute(f"SELECT count(*) FROM {source}").fetchone()
+    _fold_into_rollups(conn, source)
+    return int(top), int(moved)
+
+
+def _log_rows(seqs: str) -> str:
+    """The usage log's rows whose `seq` meets `seqs`."""
+    return f"(SELECT * FROM main.usage_pending WHERE {seqs})"
 
 
 def _fold_into_rollups(conn: sqlite3.Connection, source: str) -> None:
