@@ -61,7 +61,7 @@ from marketmeter.store.sql import (
 )
 from marketmeter.store.sql.changes import SAFETY_INTERVAL, LogWatch, current_version, publish
 from marketmeter.store.sql.runner import Dialect, rows_select
-from marketmeter.store.sql.usage import FoldMarks
+from marketmeter.store.sql.usage import FOLD_LIMIT, FoldMarks
 from marketmeter.store.sqlite_rollups import RollupsFile, attach, read_marks
 
 T = TypeVar("T")
@@ -316,8 +316,7 @@ class SqliteStore(SqlReader, OutboxStore):
 
     def _fold(self) -> None:
         """One fold, in a transaction of the rollups' file (never the records' lock)."""
-        with translate_errors():
-            self._rollups.fold()
+        self.fold_usage(FOLD_LIMIT)
 
     def fold_usage(self, limit: int | None = None) -> int:
         """Fold the usage log's oldest rows (up to `limit` of the records and of the log's
