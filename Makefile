@@ -29,7 +29,10 @@ FUZZ_SEED ?= 0
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
 	mkdir -p .fuzz-corpus fuzz/crashes
-	$(BIN)/python fuzz/wire.py .fuzz-corpus fuzz/corpus/wire -max_total_time=$(FUZZ_SECONDS) -timeout=10 -seed=$(FUZZ_SEED) -artifact_prefix=fuzz/crashes/ -print_final_stats=1
+	@# libFuzzer ends the process without Python's exit handlers: the mock's files go in a
+	@# temporary directory of the run's own, removed after it
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	TMPDIR="$$scratch" $(BIN)/python fuzz/wire.py .fuzz-corpus fuzz/corpus/wire -max_total_time=$(FUZZ_SECONDS) -timeout=10 -seed=$(FUZZ_SEED) -artifact_prefix=fuzz/crashes/ -print_final_stats=1
 
 ## make bench: the benchmark (about 10 minutes); writes docs/performance.md and its chart
 bench: $(STAMP)
