@@ -236,7 +236,9 @@ def log_rows(database_url: str) -> int:
 
 def sqlite_unfolded(conn: sqlite3.Connection) -> int:
     """The log's rows above the rollups' mark and the records without allocations above
-    theirs (`conn`: the database, the rollups' file attached as `rollups`)."""
+    theirs (`conn`: the database, the rollups' file attached as `rollups`, which must
+    hold marks: none would make every count below 0)."""
+    assert conn.execute("SELECT count(*) FROM rollups.usage_folded").fetchone() == (1,)
     (pending,) = conn.execute(
         "SELECT count(*) FROM usage_pending "
         "WHERE seq > (SELECT pending_seq FROM rollups.usage_folded)"

@@ -3,9 +3,8 @@
 SQLite has one write lock per file. With the rollups beside the records, every fold held
 the records' lock for tens of milliseconds, and the requests that came meanwhile waited
 for it (docs/performance.md, "Sixth round"). Here a fold's connection opens the database
-read-only and attaches the rollups' file: its `BEGIN IMMEDIATE` locks the rollups' file
-alone, and it reads the records and their log (`usage_pending`) in one snapshot while
-writers go on.
+read-only and attaches the rollups' file: it takes the rollups' write lock alone, then
+reads the records and their log (`usage_pending`) in one snapshot while writers go on.
 
 What the rollups hold is marked in their file (`usage_folded`), committed with the sums:
 the records up to a `seq` (those without allocations: the records are their own log) and
@@ -38,14 +37,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from marketmeter.domain.usage import tag_sets
 from marketmeter.store.codec import allocations_from_json
 from marketmeter.store.sql.usage import (
     FOLD_LIMIT,
     ROLLUPS,
+    SQLITE_MONTH,
     SQLITE_ROLLUPS,
     FoldMarks,
     fold_sql,
+    log_rows,
     unfolded_records,
 )
 
@@ -319,33 +319,18 @@ class RollupsFile:
         """The records with allocations in (low, high], one log row per tag set, into the
         rollups (through a temporary table of this connection's)."""
         conn = self._conn
-        rows = []
         found = conn.execute(
-            "SELECT product_code, hour, CAST(strftime('%s', hour / 1000, 'unixepoch', "
-            "'start of month') AS INTEGER) * 1000, customer_aws_account_id, "
-            "customer_identifier, dimension, quantity_micros, allocations "
+            f"SELECT product_code, hour, {SQLITE_MONTH}, customer_aws_account_id, "
+            "customer_identifier, dimension, allocations, quantity_micros "
             "FROM main.metering_records WHERE seq > ? AND seq <= ? "
             "AND allocations IS NOT NULL",
             (low, high),
         ).fetchall()
-        for product, hour, month, account, identifier, dimension, micros, allocations in found:
-            first = 1
-            for tags, part, allocated in tag_sets(allocations_from_json(allocations), micros):
-                rows.append(
-                    (
-                        product,
-                        hour,
-                        month,
-                        account,
-                        identifier,
-                        dimension,
-                        tags,
-                        part,
-                        first,
-                        allocated,
-                    )
-                )
-                first = 0
+        rows = [
+            row
+            for *key, dimension, allocations, micros in found
+            for row in log_rows(tuple(key), dimension, allocations_from_json(allocations), micros)
+        ]
         if rows:
             conn.executemany(
                 "INSERT INTO temp.rebuilt_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows

@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from marketmeter.domain.models import MeteringRecord
+from marketmeter.domain.models import Allocation, MeteringRecord
 from marketmeter.domain.ports import RecordFilter, UsageSlice, UsageSum
 from marketmeter.domain.quantities import MICROS_PER_UNIT
 from marketmeter.domain.usage import tag_sets
@@ -69,7 +69,7 @@ ROLLUPS = (
     ),
 )
 
-_SQLITE_MONTH = "CAST(strftime('%s', hour / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000"
+SQLITE_MONTH = "CAST(strftime('%s', hour / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000"
 """SQLite: the first instant of an hour's month (epoch ms), from the hour (epoch ms)."""
 
 
@@ -77,7 +77,7 @@ def unfolded_records(seqs: str) -> str:
     """SQLite: the records without allocations whose `seq` meets `seqs` (e.g. "seq > ?":
     above the last folded), as rows of the log."""
     return (
-        f"(SELECT product_code, hour, {_SQLITE_MONTH} AS month, customer_aws_account_id, "
+        f"(SELECT product_code, hour, {SQLITE_MONTH} AS month, customer_aws_account_id, "
         "customer_identifier, dimension, '' AS tags, quantity_micros AS micros, "
         "1 AS records, 1 AS allocations FROM main.metering_records "
         f"WHERE {seqs} AND allocations IS NULL)"
@@ -106,7 +106,6 @@ def add_usage(run: Runner, records: Iterable[MeteringRecord], *, untagged: bool 
     or here too when `untagged` (records stored before the log existed, which the caller
     then marks folded). The number of log rows the records made."""
     rows: list[tuple[Any, ...]] = []
-    append = rows.append
     hours: dict[Any, tuple[int, int]] = {}
     logged = 0
     for r in records:
@@ -117,22 +116,8 @@ def add_usage(run: Runner, records: Iterable[MeteringRecord], *, untagged: bool 
         known = hours.get(s.hour)
         if known is None:
             known = hours[s.hour] = (to_ms(s.hour), to_ms(s.hour.replace(day=1, hour=0)))
-        first = 1
-        for tags, micros, allocations in tag_sets(r.allocations, r.quantity.micros):
-            append(
-                (
-                    s.product_code,
-                    *known,
-                    s.customer_aws_account_id,
-                    r.customer_identifier,
-                    s.dimension,
-                    tags,
-                    micros,
-                    first,
-                    allocations,
-                )
-            )
-            first = 0
+        key = (s.product_code, *known, s.customer_aws_account_id, r.customer_identifier)
+        rows.extend(log_rows(key, s.dimension, r.allocations, r.quantity.micros))
     if not rows:
         return logged
     logged += len(rows)
@@ -147,6 +132,18 @@ def add_usage(run: Runner, records: Iterable[MeteringRecord], *, untagged: bool 
         chunk = rows[at : at + _SQLITE_ROWS]
         run.execute(_values_insert_sql(columns, width, len(chunk)), [v for r in chunk for v in r])
     return logged
+
+
+def log_rows(
+    key: tuple[Any, ...], dimension: str, allocations: Sequence[Allocation] | None, micros: int
+) -> Iterator[tuple[Any, ...]]:
+    """A record's rows of the log, one per tag set of its allocations: `key` (product, hour,
+    month, account, identifier), then dimension, tags, millionths, records (1 on the
+    first row: the record counts once) and allocations."""
+    first = 1
+    for tags, part, allocated in tag_sets(allocations, micros):
+        yield (*key, dimension, tags, part, first, allocated)
+        first = 0
 
 
 @lru_cache(maxsize=64)
