@@ -1,8 +1,7 @@
 """`marketmeter` with the usage rollups left out of the write path: the "before" of the
 rollups' cost, in the same build (`bench/rollups.py`, and the pairs of `make bench`).
-On PostgreSQL the database's own part — the trigger that logs records without
-allocations — is dropped from the scenario's database by `bench.run.measure`; on SQLite,
-where folds read those records from their table, nothing appended means no folds.
+Records without allocations are their own log on both stores (folds read them from
+their table): nothing appended means no folds.
 
 Run as `python -m bench.without_rollups serve …` (arguments as `marketmeter`'s). The
 change is made on import, so the worker processes that uvicorn spawns (which import this

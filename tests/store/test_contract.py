@@ -252,7 +252,11 @@ def test_stores_opened_at_once_migrate_once(database_url: str) -> None:
         (6, "usage_rollups"),
         (7, "usage_log"),
         (8, "records_as_usage_log"),
-        *([(9, "rollups_file")] if database_url.startswith("sqlite") else []),
+        *(
+            [(9, "rollups_file")]
+            if database_url.startswith("sqlite")
+            else [(10, "records_as_usage_log")]
+        ),
     ]
     for s in opened:
         s.close()

@@ -381,17 +381,26 @@ def test_reports_beside_writes_folds_and_deletions_count_every_record_once(
     """Another store on the same file (as another process) reports while records go in,
     twenty a transaction, folds move seven at a time and writers delete folded log rows:
     each report is of one moment — a whole number of transactions, between the counts
-    read just before and after it."""
+    read just before and after it. Every fifth transaction, the writer waits until a
+    report has seen it (so that reports are made at several moments, however the threads
+    are scheduled)."""
     path = tmp_path / "m.db"
     chunks = _chunks(some_records(PRODUCT, 600, seed=8), 20)
     writer, reader = _open(path), _open(path)
     done = threading.Event()
     failures: list[BaseException] = []
+    seen: list[int] = []
+    reported = threading.Condition()
 
     def write() -> None:
         try:
-            for chunk in chunks:
+            for i, chunk in enumerate(chunks):
                 _store(writer, chunk)
+                if i % 5 == 4:
+                    with reported:
+                        stored = (i + 1) * 20
+                        if not reported.wait_for(lambda: max(seen, default=0) >= stored, 10):
+                            raise AssertionError(f"no report saw {stored} records")
         except BaseException as exc:
             failures.append(exc)
         finally:
@@ -408,7 +417,6 @@ def test_reports_beside_writes_folds_and_deletions_count_every_record_once(
     for t in threads:
         t.start()
     whole = UsageSlice(PRODUCT, START, START + timedelta(days=7), "hours")
-    seen: list[int] = []
     try:
         while not done.is_set():
             before = reader.count_records(PRODUCT)
@@ -416,11 +424,13 @@ def test_reports_beside_writes_folds_and_deletions_count_every_record_once(
             after = reader.count_records(PRODUCT)
             assert before <= total <= after
             assert total % 20 == 0
-            seen.append(total)
+            with reported:
+                seen.append(total)
+                reported.notify_all()
         for t in threads:
             t.join()
         assert failures == []
-        assert len(set(seen)) > 3  # reports ran while records went in
+        assert {100, 200, 300, 400, 500} <= set(seen)  # reports ran while records went in
         assert sum(s.count for s in reader.usage_sums(whole)) == 600
         _report_matches(reader, PRODUCT)
     finally:

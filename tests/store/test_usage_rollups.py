@@ -23,15 +23,17 @@ from hypothesis import strategies as st
 from marketmeter.domain.models import Allocation, MeteringRecord, SlotKey, Tag
 from marketmeter.domain.ports import Store, UsageSlice
 from marketmeter.domain.quantities import Quantity
-from marketmeter.domain.usage import usage_report
+from marketmeter.domain.usage import tag_sets, usage_report
 from marketmeter.store.factory import open_store
 from marketmeter.store.migrations import migrations_for
+from marketmeter.store.postgres import PostgresRunner
 from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sql.metering import _records_params
 from marketmeter.store.sql.migrate import statements
 from marketmeter.store.sql.usage import FoldMarks, add_usage, sums_query
 from marketmeter.store.sqlite import SqliteRunner, SqliteStore
 from marketmeter.store.sqlite_rollups import rollups_path
+from tests.postgres import TemporaryPostgres
 
 START = datetime(2026, 10, 29, tzinfo=UTC)  # the span crosses a month's end
 SPAN_HOURS = 24 * 6
@@ -223,13 +225,17 @@ def test_report_totals_equal_the_records_sums(store: Store, data: st.DataObject)
 
 
 def log_rows(database_url: str) -> int:
-    """The rows of the usage log not yet folded into the rollups (on SQLite, its rows and
-    the records without allocations above the last one folded)."""
+    """The rows of the usage log not yet folded into the rollups: its rows (on SQLite,
+    above the mark) and the records without allocations not folded yet."""
     if database_url.startswith("sqlite:///"):
         with closing(sqlite_with_rollups(database_url.removeprefix("sqlite:///"))) as conn:
             return sqlite_unfolded(conn)
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM usage_pending) + (SELECT count(*) "
+            "FROM metering_records WHERE allocations IS NULL "
+            "AND logged_by >= (SELECT below_xid FROM usage_folded))"
+        ).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -316,9 +322,9 @@ def _chunks(items: list[MeteringRecord], size: int) -> list[list[MeteringRecord]
 def test_a_fold_that_fails_fails_no_write_and_the_next_fold_catches_up(
     store: Store, database_url: str
 ) -> None:
-    """A fold runs when a transaction that stores records makes one due (PostgreSQL: in
-    that transaction, in a savepoint; SQLite: after its commit, in the rollups' file): if
-    it fails, the records are stored all the same and the log keeps their sums."""
+    """A fold runs when a transaction that stores records makes one due, after its commit
+    (PostgreSQL: in a transaction of its own; SQLite: in the rollups' file): if it fails,
+    the records are stored all the same and the log keeps their sums."""
     product = "prod-fold-fails"
     fail, unfail = FAIL_FOLDS["sqlite" if database_url.startswith("sqlite") else "postgresql"]
     _admin(database_url, fail)
@@ -555,5 +561,130 @@ def test_sqlite_reports_find_the_records_not_folded_by_seq(tmp_path: Path) -> No
             on_records = [step for step in plan if "metering_records" in step]
             assert on_records, plan
             assert all("INTEGER PRIMARY KEY (rowid>?)" in step for step in on_records), plan
+    finally:
+        store.close()
+
+
+# -- PostgreSQL: records folded by the transaction that stored them -------------------------
+
+
+@pytest.fixture
+def pg_url(postgres: TemporaryPostgres) -> str:
+    return postgres.create_database()
+
+
+def _unhurried(store: Store) -> Store:
+    """No fold unless the test asks for one."""
+    store.folds = FoldSchedule(rows=10**9, seconds=10**9)  # type: ignore[attr-defined]
+    return store
+
+
+def test_postgres_a_fold_waits_for_a_transaction_still_running(pg_url: str) -> None:
+    """Writers commit out of the order they began in. A fold beside a transaction still
+    running folds only what lies below it; once it commits, its records are reported and
+    the next fold takes them — none is skipped (the mark passing a transaction that has
+    not ended would lose its records from every report) nor counted twice."""
+    store = _unhurried(open_store(pg_url))
+    try:
+        product = "prod-in-flight"
+        early, late = _chunks(some_records(product, 40, seed=21), 20)
+        running = store.transaction()
+        tx = running.__enter__()  # begins first: the lower transaction id
+        assert tx.claim_slots(early) == early
+        with store.transaction() as other:  # begins and commits while the first runs
+            assert other.claim_slots(late) == late
+        store.fold_usage()  # type: ignore[attr-defined]
+        _report_matches(store, product)  # the late ones only: the early are uncommitted
+        assert store.count_records() == 20
+        running.__exit__(None, None, None)  # commits
+        assert store.count_records() == 40
+        _report_matches(store, product)
+        # Not folded yet: every record without allocations (the late ones lie above the
+        # horizon the fold saw), and the early ones' log rows (one per tag set).
+        tagged = sum(len(list(tag_sets(r.allocations, 0))) for r in early if r.allocations)
+        untagged = sum(1 for r in early + late if r.allocations is None)
+        assert log_rows(pg_url) == untagged + tagged
+        store.fold_usage()  # type: ignore[attr-defined]
+        assert log_rows(pg_url) == 0
+        _report_matches(store, product)
+    finally:
+        store.close()
+
+
+def test_postgres_rollups_of_another_cluster_are_summed_again(pg_url: str) -> None:
+    """A database restored from another cluster carries transaction ids this one has not
+    reached: opening it sums the rollups again, and records stored after are counted."""
+    product = "prod-restored"
+    first, second = _chunks(some_records(product, 40, seed=23), 20)
+    store = _unhurried(open_store(pg_url))
+    try:
+        with store.transaction() as tx:
+            assert tx.claim_slots(first) == first
+        store.fold_usage()  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    far = 2**40  # another cluster's ids, ahead of this one's
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE usage_folded SET below_xid = %s", (far,))
+        conn.execute("UPDATE metering_records SET logged_by = logged_by + %s", (far,))
+    store = _unhurried(open_store(pg_url))
+    try:
+        _report_matches(store, product)
+        with store.transaction() as tx:
+            assert tx.claim_slots(second) == second
+        _report_matches(store, product)  # stored after the restore: not folded yet
+        store.fold_usage()  # type: ignore[attr-defined]
+        assert log_rows(pg_url) == 0
+        _report_matches(store, product)
+    finally:
+        store.close()
+
+
+def test_postgres_records_logged_by_the_old_trigger_are_counted_once_after_the_migration(
+    pg_url: str,
+) -> None:
+    """A database of schema 8: its trigger logged the records without allocations into
+    usage_pending. Version 10 reads records as their own log from then on: the logged ones
+    are counted once, and new records are counted."""
+    old, new = _chunks(some_records("prod-eight", 60, seed=3), 30)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+        )
+        for migration in migrations_for("postgresql"):
+            if migration.version > 8:
+                break
+            for statement in statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+        columns = (
+            "record_id, product_code, customer_aws_account_id, resource, license_key, "
+            "dimension, hour, operation, timestamp, quantity_micros, quantity_text, "
+            "quantity_as_decimal, allocations, customer_identifier, license_arn, received_at, "
+            "accepted_late"
+        )
+        params = _records_params(old)
+        for i in range(len(old)):
+            conn.execute(
+                f"INSERT INTO metering_records ({columns}) VALUES ({', '.join(['%s'] * 17)})",
+                params[i * 17 : (i + 1) * 17],
+            )
+        (logged,) = conn.execute("SELECT count(*) FROM usage_pending").fetchone() or (0,)
+        assert logged == sum(1 for r in old if r.allocations is None)  # by the trigger
+        add_usage(PostgresRunner(conn), old)  # and those with allocations, as version 8 did
+    store = _unhurried(open_store(pg_url))
+    try:
+        _report_matches(store, "prod-eight")
+        store.fold_usage(10)  # some of the log folded, some not
+        _report_matches(store, "prod-eight")
+        with store.transaction() as tx:
+            assert tx.claim_slots(new) == new
+        _report_matches(store, "prod-eight")
+        store.fold_usage()
+        assert log_rows(pg_url) == 0
+        _report_matches(store, "prod-eight")
     finally:
         store.close()

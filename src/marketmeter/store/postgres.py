@@ -72,6 +72,7 @@ from marketmeter.store.sql.changes import (
 )
 from marketmeter.store.sql.metering import first_claim_statement
 from marketmeter.store.sql.runner import Dialect, rows_select
+from marketmeter.store.sql.usage import FoldMarks, pg_horizon, rebuild_rollups, stale_rollups
 
 log = logging.getLogger("marketmeter.store")
 
@@ -237,7 +238,24 @@ class PostgresStore(SqlReader, OutboxStore):
     def _migrate(self) -> None:
         with self._pool.connection(self._timeout) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            migrate(PostgresRunner(conn))
+            runner = PostgresRunner(conn)
+            migrate(runner)
+            if stale_rollups(runner):  # restored from another cluster
+                log.warning("the usage rollups are of another cluster: summing them again")
+                rebuild_rollups(runner)
+
+    @contextmanager
+    def _usage_snapshot(self) -> Iterator[tuple[PostgresRunner, FoldMarks]]:
+        """One REPEATABLE READ transaction: the rollups' mark, then the report, in one
+        snapshot (a fold commits its sums and its mark together)."""
+        with translate_errors(), self._pool.connection(self._timeout) as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                runner = PostgresRunner(conn)
+                below, _ = pg_horizon(runner)
+                yield runner, FoldMarks(below, 0)
+            finally:
+                conn.execute("ROLLBACK")  # (read only: nothing to keep)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
@@ -245,11 +263,27 @@ class PostgresStore(SqlReader, OutboxStore):
             with conn.transaction():
                 tx = SqlTransaction(PostgresRunner(conn))
                 yield tx
-                tx.add_stored_usage(self.folds)
+                appended = tx.log_stored_usage()
                 version = tx.publish_changes()
             if version is not None:  # committed: this process's caches know at once
                 for watch in list(self._watches):
                     watch.announce(version)
+        self._fold_if_due(appended)
+
+    def _fold_if_due(self, appended: int) -> None:
+        """After a commit that appended `appended` rows to the usage log: fold, if due — on
+        the folds' thread when the server runs one, else now. Always after the commit: a
+        fold reads the records of ended transactions only, and a failed fold (a later one
+        retries it) never fails a write."""
+        if not self.folds.appended(appended):
+            return
+        if self._folds is not None:
+            self._folds.soon()
+            return
+        try:
+            self._fold()
+        except Exception as exc:
+            log.warning("folding the usage log failed (a later fold retries): %r", exc)
 
     def watch_catalog(self) -> _PostgresWatch:
         watch = _PostgresWatch(self.conninfo, self._runner)
@@ -368,8 +402,7 @@ class PostgresStore(SqlReader, OutboxStore):
         if version is not None:
             for watch in list(self._watches):
                 watch.announce(version)
-        if self.folds.appended(appended) and self._folds is not None:
-            self._folds.soon()
+        self._fold_if_due(appended)
         seconds = time.perf_counter() - started
         metrics.group_committed("postgresql", len(units), seconds, len(stored))
         return outcomes

@@ -333,7 +333,7 @@ class SqliteStore(SqlReader, OutboxStore):
         return max(mark, self._log_deleted)
 
     @contextmanager
-    def _usage_snapshot(self) -> Iterator[tuple[SqliteRunner, FoldMarks | None]]:
+    def _usage_snapshot(self) -> Iterator[tuple[SqliteRunner, FoldMarks]]:
         """One read transaction of both files, the database read first, and the rollups'
         marks in it — once rollups of another generation are filled again."""
         runner = self._runner()

@@ -28,7 +28,6 @@ from marketmeter.store.sql.usage import (
     UsageReads,
     add_usage,
     fold_usage,
-    fold_when_due,
 )
 
 
@@ -56,11 +55,6 @@ class SqlTransaction(SqlReader, CatalogWrites, MeteringWrites, EntitlementWrites
         self.stored = []
         return appended
 
-    def add_stored_usage(self, folds: FoldSchedule) -> None:
-        """PostgreSQL, just before the commit: the stored records' sums into the usage
-        log, and the log into the rollups when `folds` says it is time."""
-        fold_when_due(self._run, folds, self.log_stored_usage())
-
     def publish_changes(self) -> int | None:
         """Just before the commit: the catalog's new version, or None if unchanged."""
         return publish(self._run, self.changes)
@@ -74,7 +68,6 @@ __all__ = [
     "SqlTransaction",
     "add_usage",
     "fold_usage",
-    "fold_when_due",
     "migrate",
     "record_from_row",
     "records_query",

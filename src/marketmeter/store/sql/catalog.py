@@ -29,6 +29,7 @@ from marketmeter.instants import from_ms, to_ms
 from marketmeter.store import secrets
 from marketmeter.store.codec import dump_json, opt_from_ms, opt_to_ms
 from marketmeter.store.sql.runner import Runner, any_of
+from marketmeter.store.sql.usage import FOLD_LOCK
 
 CHUNK = 5_000
 """Rows per upsert statement on SQLite."""
@@ -272,6 +273,10 @@ class CatalogWrites(CatalogReads):
 
     def clear_marketplace(self) -> None:
         run = self._runner()
+        if run.dialect == "postgresql":
+            # After a fold running now: one that read records about to be deleted must not
+            # add their sums after the rollups are emptied.
+            run.execute("SELECT pg_advisory_xact_lock(?)", (FOLD_LOCK,))
         for table in _CLEARED:
             run.execute(f"DELETE FROM {table}", ())  # the names of our own tables
         if run.dialect == "sqlite":

@@ -344,9 +344,14 @@ def count_query(product_code: str | None) -> tuple[str, tuple[Any, ...]]:
     return "SELECT COUNT(*) FROM metering_records WHERE product_code = ?", (product_code,)
 
 
-def record_page(run: Runner, where: RecordFilter, after: int, limit: int) -> list[StoredRecordRow]:
-    """Up to `limit` records the filter admits, stored after `after`, in the order stored."""
+def record_page(
+    run: Runner, where: RecordFilter, after: int, limit: int, *, allocated: bool = False
+) -> list[StoredRecordRow]:
+    """Up to `limit` records the filter admits (and, when `allocated`, sent with
+    allocations), stored after `after`, in the order stored."""
     clauses, params = _filter_clauses(where)
+    if allocated:
+        clauses.append("allocations IS NOT NULL")
     rows = run.fetchall(
         f"SELECT seq, {RECORD_COLUMNS} FROM metering_records "
         f"WHERE seq > ?{''.join(' AND ' + c for c in clauses)} ORDER BY seq LIMIT ?",

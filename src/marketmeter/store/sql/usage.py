@@ -2,10 +2,11 @@
 written by the transactions that store records, read by the usage report (`domain.usage`).
 
 Records with allocations are logged by `add_usage`, one row per tag set. Records without
-(nearly all) are logged by the database: on PostgreSQL a trigger copies them into the log
-as they are stored; on SQLite the records themselves are the log — the rows of
-`metering_records` above the last one folded, read by their `seq` (a writer at a time:
-`seq` only grows). Either way the write path pays for no scattered index entries. The log
+(nearly all) are their own log, read from `metering_records` when folded: on SQLite the
+rows above the last one folded, by their `seq` (a writer at a time: `seq` only grows); on
+PostgreSQL, whose writers commit out of the order of `seq`, the rows of the transactions
+that have ended since the last fold, by the transaction id each row carries (`logged_by`).
+Either way the write path pays for no second row and no scattered index entries. The log
 is folded into the rollups in bulk, its rows grouped and sorted by the rollups' keys, when
 due (`FoldSchedule`): on PostgreSQL by `fold_usage`, in the database; on SQLite by
 `store.sqlite_rollups`, into a file of its own. A report reads the rollups and the log's
@@ -16,11 +17,10 @@ A record makes one log row per distinct tag set of its allocations ('' when it h
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -33,8 +33,6 @@ from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import allocations_from_json
 from marketmeter.store.sql.metering import record_page
 from marketmeter.store.sql.runner import Runner, rows_select
-
-log = logging.getLogger("marketmeter.store")
 
 DAY_MS = 86_400_000
 
@@ -73,15 +71,39 @@ SQLITE_MONTH = "CAST(strftime('%s', hour / 1000, 'unixepoch', 'start of month') 
 """SQLite: the first instant of an hour's month (epoch ms), from the hour (epoch ms)."""
 
 
-def unfolded_records(seqs: str) -> str:
-    """SQLite: the records without allocations whose `seq` meets `seqs` (e.g. "seq > ?":
-    above the last folded), as rows of the log."""
-    return (
-        f"(SELECT product_code, hour, {SQLITE_MONTH} AS month, customer_aws_account_id, "
-        "customer_identifier, dimension, '' AS tags, quantity_micros AS micros, "
-        "1 AS records, 1 AS allocations FROM main.metering_records "
-        f"WHERE {seqs} AND allocations IS NULL)"
+PG_MONTH = (
+    "(extract(epoch FROM date_trunc('month', to_timestamp(hour / 1000) AT TIME ZONE 'UTC'))"
+    " * 1000)::bigint"
+)
+"""PostgreSQL: the same."""
+
+
+def unfolded_records(where: str, dialect: str = "sqlite") -> str:
+    """The records without allocations that meet `where` (SQLite: "seq > ?", above the
+    last folded; PostgreSQL: a range of `logged_by`), as rows of the log."""
+    month, table = (
+        (SQLITE_MONTH, "main.metering_records")
+        if dialect == "sqlite"
+        else (PG_MONTH, "metering_records")
     )
+    return (
+        f"(SELECT product_code, hour, {month} AS month, customer_aws_account_id, "
+        "customer_identifier, dimension, '' AS tags, quantity_micros AS micros, "
+        f"1 AS records, 1 AS allocations FROM {table} "
+        f"WHERE {where} AND allocations IS NULL)"
+    )
+
+
+def pg_horizon(run: Runner) -> tuple[int, int]:
+    """PostgreSQL: the transaction id below which the rollups hold every record without
+    allocations, and the oldest transaction still running (below it, every transaction
+    has ended: its records, if it committed, are visible to any later statement)."""
+    row = run.fetchone(
+        "SELECT below_xid, pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
+        "FROM usage_folded WHERE id = 1",
+        (),
+    )
+    return int(row[0]), int(row[1])
 
 
 _SQLITE_ROWS = 3_200
@@ -99,17 +121,15 @@ FOLD_LOCK = 0x6D6D_666F_6C64
 """PostgreSQL: the advisory lock one folding transaction holds at a time."""
 
 
-def add_usage(run: Runner, records: Iterable[MeteringRecord], *, untagged: bool = False) -> int:
+def add_usage(run: Runner, records: Iterable[MeteringRecord]) -> int:
     """Log newly stored records' sums (inside their transaction): those with allocations
-    here, one row per tag set; the others are logged by the database as it stores them
-    (PostgreSQL's trigger; on SQLite they are read from `metering_records` when folded),
-    or here too when `untagged` (records stored before the log existed, which the caller
-    then marks folded). The number of log rows the records made."""
+    here, one row per tag set; the others are their own log (read from `metering_records`
+    when folded). The number of log rows the records made, theirs included."""
     rows: list[tuple[Any, ...]] = []
     hours: dict[Any, tuple[int, int]] = {}
     logged = 0
     for r in records:
-        if r.allocations is None and not untagged:
+        if r.allocations is None:
             logged += 1
             continue
         s = r.slot
@@ -180,23 +200,34 @@ def fold_sql(table: str, key: tuple[str, ...], source: str) -> str:
 
 
 def fold_usage(run: Runner, limit: int | None = FOLD_LIMIT) -> int:
-    """PostgreSQL: move the log's oldest rows (up to `limit`; None: all) into the rollups,
-    inside the caller's transaction; the number moved. One statement deletes the rows it
-    adds — rows committed meanwhile are neither — and one folding transaction runs at a
-    time (others return 0). (One folder at a time: the rollups' "shard", which spread
-    concurrent writers, is always 0 now.) SQLite's folds: `store.sqlite_rollups`."""
+    """PostgreSQL: fold into the rollups, inside the caller's transaction, the records
+    without allocations of every transaction that has ended since the last fold, and the
+    log's oldest rows (those of records with allocations, up to `limit`; None: all); the
+    number of log rows folded. One folding transaction runs at a time (others return 0).
+    The horizon is read before the fold's statement: every transaction below it has ended,
+    so the statement's later snapshot sees each of their records or never will. One
+    statement deletes the log's rows it adds — rows committed meanwhile are neither.
+    (One folder at a time: the rollups' "shard", which spread concurrent writers, is
+    always 0 now.) SQLite's folds: `store.sqlite_rollups`."""
     if not run.fetchone("SELECT pg_try_advisory_xact_lock(?)", (FOLD_LOCK,))[0]:
         return 0
+    below, horizon = pg_horizon(run)
+    horizon = max(below, horizon)
     capped = "" if limit is None else f" ORDER BY seq LIMIT {int(limit)}"
     (hour_table, hour_key), (day_table, day_key) = ROLLUPS
+    columns = ", ".join(_LOG)
+    records = unfolded_records("logged_by >= ? AND logged_by < ?", run.dialect)
     row = run.fetchone(
         "WITH moved AS (DELETE FROM usage_pending WHERE seq IN "
-        f"(SELECT seq FROM usage_pending{capped}) RETURNING *), "
-        f"by_hour AS ({fold_sql(hour_table, hour_key, 'moved')}), "
-        f"by_day AS ({fold_sql(day_table, day_key, 'moved')}) "
-        "SELECT count(*) FROM moved",
-        (),
+        f"(SELECT seq FROM usage_pending{capped}) RETURNING {columns}), "
+        f"logged AS (SELECT {columns} FROM moved UNION ALL SELECT {columns} FROM {records} r), "
+        f"by_hour AS ({fold_sql(hour_table, hour_key, 'logged')}), "
+        f"by_day AS ({fold_sql(day_table, day_key, 'logged')}) "
+        "SELECT count(*) FROM logged",
+        (below, horizon),
     )
+    if horizon > below:
+        run.execute("UPDATE usage_folded SET below_xid = ? WHERE id = 1", (horizon,))
     return int(row[0])
 
 
@@ -224,37 +255,43 @@ class FoldSchedule:
             return True
 
 
-def fold_when_due(run: Runner, folds: FoldSchedule, appended: int) -> None:
-    """After a transaction appended `appended` log rows, before it commits: fold the log
-    if `folds` says it is time — in a savepoint, so that a fold that fails (it is retried
-    by a later one) never fails the transaction that stored records."""
-    if not folds.appended(appended):
-        return
-    run.execute("SAVEPOINT fold", ())
-    try:
-        fold_usage(run)
-    except Exception as exc:
-        run.execute("ROLLBACK TO SAVEPOINT fold", ())
-        log.warning("folding the usage log failed (a later fold retries): %r", exc)
-    run.execute("RELEASE SAVEPOINT fold", ())
-
-
 def rebuild_rollups(run: Runner) -> None:
     """PostgreSQL: empty the rollups and their log, and add every stored record again
-    (after the migration that made them, or to repair them). SQLite's rollups are filled
-    again by `store.sqlite_rollups`."""
+    (after the migration that made them, after a restore from another cluster, or to
+    repair them), inside the caller's transaction. SQLite's rollups are filled again by
+    `store.sqlite_rollups`."""
+    run.execute("SELECT pg_advisory_xact_lock(?)", (FOLD_LOCK,))  # no fold meanwhile
     for table in ("usage_by_hour", "usage_by_day", "usage_pending"):
         run.execute(f"DELETE FROM {table}", ())
+    # Every record is folded again from transaction id 0. Those that carry an id this
+    # cluster has not reached yet (restored from another) would wait for it: they carry 0.
+    _, horizon = pg_horizon(run)
+    run.execute("UPDATE metering_records SET logged_by = 0 WHERE logged_by >= ?", (horizon,))
+    run.execute("UPDATE usage_folded SET below_xid = 0 WHERE id = 1", ())
     after = 0
-    while rows := record_page(run, RecordFilter(), after, 5000):
-        add_usage(run, [row.record for row in rows], untagged=True)
-        fold_usage(run, None)
+    while rows := record_page(run, RecordFilter(), after, 5000, allocated=True):
+        add_usage(run, [row.record for row in rows])
         after = rows[-1].seq
+    fold_usage(run, None)
+
+
+def stale_rollups(run: Runner) -> bool:
+    """PostgreSQL: whether the rollups' mark lies beyond every transaction this cluster has
+    begun: the database was restored from another cluster, whose transaction ids mean
+    nothing here (new records would fall below the mark and never be summed)."""
+    row = run.fetchone(
+        "SELECT below_xid > pg_snapshot_xmax(pg_current_snapshot())::text::bigint "
+        "FROM usage_folded WHERE id = 1",
+        (),
+    )
+    return bool(row[0])
 
 
 class FoldMarks(NamedTuple):
-    """SQLite: what the rollups hold — the records up to `records` (by `seq`) and the log's
-    rows up to `pending` — read in the snapshot of the report that uses them."""
+    """What the rollups hold, read in the snapshot of the report that uses them. SQLite:
+    the records up to `records` (by `seq`) and the log's rows up to `pending`. PostgreSQL:
+    the records without allocations of the transactions below `records` (`logged_by`);
+    the log's rows folded are deleted (`pending` is 0)."""
 
     records: int
     pending: int
@@ -266,11 +303,10 @@ class UsageReads:
     def _runner(self) -> Runner:
         raise NotImplementedError
 
-    @contextmanager
-    def _usage_snapshot(self) -> Iterator[tuple[Runner, FoldMarks | None]]:
-        """The runner a report reads with and, on SQLite, the marks of what the rollups
-        hold (the SQLite store's own, with its rollups' file)."""
-        yield self._runner(), None
+    def _usage_snapshot(self) -> AbstractContextManager[tuple[Runner, FoldMarks]]:
+        """The runner a report reads with, in one snapshot, and the marks of what the
+        rollups hold, read in it (each store's own)."""
+        raise NotImplementedError
 
     def usage_sums(self, query: UsageSlice) -> list[UsageSum]:
         with self._usage_snapshot() as (run, marks):
@@ -325,8 +361,9 @@ def sums_query(
     q: UsageSlice, dialect: str, marks: FoldMarks | None = None
 ) -> tuple[str, list[Any], list[str]]:
     """The slice's SELECT, its parameters, and the names of its grouping columns (the time
-    column named "at"), which come first, then the sums: units, millionths, count. On
-    SQLite, from the rollups, `marks` tells which rows of the log they hold."""
+    column named "at"), which come first, then the sums: units, millionths, count. From
+    the rollups, `marks` (read in the same snapshot) tells which rows of the log they
+    hold."""
     start, end = to_ms(q.start), to_ms(q.end)
     customer = ["customer_aws_account_id", "customer_identifier"]
     if q.source == "records":
@@ -338,9 +375,9 @@ def sums_query(
         groups += ["dimension", *(["allocations"] if q.by_tags else [])]
         sums = [_split_sum("quantity_micros"), "COUNT(*)"]
     else:
-        # The rollup's rows, then the log's not yet folded into it, in one statement (one
-        # snapshot: a fold moves rows from one to the other atomically). The domain adds
-        # up the rows of equal groups.
+        # The rollup's rows, then the log's not yet folded into it, in one snapshot with the
+        # marks (a fold moves rows from one to the other atomically). The domain adds up
+        # the rows of equal groups.
         count = "allocations" if q.by_tags else "records"
         sums = ["SUM(units)", "SUM(micros)", f"SUM({count})"]
         groups = ["hour"] if q.source == "hours" and q.per_hour else []
@@ -349,9 +386,9 @@ def sums_query(
         groups += ["day"] if q.source == "days" and q.per_day else []
         listed = ", ".join(groups)
         schema = ""
+        if marks is None:
+            raise ValueError("the rollups are read with their marks")
         if dialect == "sqlite":
-            if marks is None:
-                raise ValueError("SQLite's rollups are read with their marks")
             schema = f"{SQLITE_ROLLUPS}."
         if q.source == "hours":
             rollup = f"{schema}usage_by_hour WHERE product_code = ? AND hour >= ? AND hour < ?"
@@ -365,25 +402,35 @@ def sums_query(
             )
             params = [q.product_code, month, start, end]
         logged = ", ".join(f"{_DAY} AS day" if g == "day" else g for g in groups)
-        logged_sums = [_split_sum("micros"), f"SUM({count})"]
+        logged_sums = f"{_split_sum('micros')}, SUM({count})"
         sql = (
             f"SELECT {listed}, {', '.join(sums)} FROM {rollup} GROUP BY {listed} UNION ALL "
-            f"SELECT {logged}, {', '.join(logged_sums)} FROM usage_pending "
+            f"SELECT {logged}, {logged_sums} FROM usage_pending "
             f"WHERE product_code = ? AND hour >= ? AND hour < ?"
         )
         params += [q.product_code, start, end]
-        if marks is None:
-            sql += f" GROUP BY {listed}"
-        else:
-            # SQLite: the log's rows above its mark (those below wait to be deleted), then
-            # the records not folded yet, found by `seq` (the "+" keeps SQLite from reading
+        if dialect == "sqlite":
+            # The log's rows above its mark (those below wait to be deleted), then the
+            # records not folded yet, found by `seq` (the "+" keeps SQLite from reading
             # the slot index's range of the whole slice instead).
             sql += (
                 f" AND seq > ? GROUP BY {listed} UNION ALL "
-                f"SELECT {logged}, {', '.join(logged_sums)} FROM {unfolded_records('seq > ?')} "
+                f"SELECT {logged}, {logged_sums} FROM {unfolded_records('seq > ?')} "
                 f"WHERE +product_code = ? AND +hour >= ? AND +hour < ? GROUP BY {listed}"
             )
             params += [marks.pending, marks.records, q.product_code, start, end]
+        else:
+            # The log's rows (those folded are deleted), then the records not folded yet,
+            # found by `logged_by` ("OFFSET 0" keeps the slice's conditions out of that
+            # scan, which would otherwise read the slot index's range of the whole slice).
+            unfolded = unfolded_records("logged_by >= ?", dialect)
+            sql += (
+                f" GROUP BY {listed} UNION ALL "
+                f"SELECT {logged}, {logged_sums} FROM "
+                f"(SELECT * FROM {unfolded} r OFFSET 0) u "
+                f"WHERE product_code = ? AND hour >= ? AND hour < ? GROUP BY {listed}"
+            )
+            params += [marks.records, q.product_code, start, end]
         return sql, params, ["at" if g in ("hour", "day") else g for g in groups]
     listed = ", ".join(groups)
     sql = f"SELECT {listed}, {', '.join(sums)} FROM {table} WHERE {where} GROUP BY {listed}"
