@@ -10,6 +10,7 @@ import threading
 import time
 from contextlib import closing
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from marketmeter.domain.ports import UsageSlice
@@ -399,7 +400,8 @@ def test_reports_beside_writes_folds_and_deletions_count_every_record_once(
                 if i % 5 == 4:
                     with reported:
                         stored = (i + 1) * 20
-                        if not reported.wait_for(lambda: max(seen, default=0) >= stored, 10):
+                        saw = partial(lambda n: max(seen, default=0) >= n, stored)
+                        if not reported.wait_for(saw, 10):
                             raise AssertionError(f"no report saw {stored} records")
         except BaseException as exc:
             failures.append(exc)
