@@ -1,5 +1,5 @@
 """A/B of PostgreSQL's claims sent ahead (the first claims of a group's units —
-BatchMeterUsage's records, MeterUsage's record and ClientToken — in one pipeline,
+BatchMeterUsage's records, MeterUsage's record and ClientToken — in one statement,
 `store/postgres.py`) against one round trip a unit
 (`bench/without_claims_ahead.py`): the same build, requests and databases, in alternating
 rounds (`bench/alternate.py`).

@@ -1,5 +1,5 @@
 """`marketmeter` whose PostgreSQL groups send each unit's first claim when the unit runs
-— one round trip a unit — rather than all of a group's ahead in one pipeline:
+— one round trip a unit — rather than all of a group's ahead in one statement:
 the "before" of `bench/claims_ahead.py`, in the same build.
 
 Run as `python -m bench.without_claims_ahead serve …` (arguments as `marketmeter`'s); the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from marketmeter.store import postgres
 
-postgres._PIPELINE = False
+postgres.CLAIMS_AHEAD = False
 
 if __name__ == "__main__":
     from marketmeter.cli import main

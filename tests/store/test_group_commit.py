@@ -147,19 +147,24 @@ def test_postgresql_runs_the_units_of_a_loop_iteration_in_one_transaction(
 def test_postgresql_sends_a_groups_batch_claims_ahead_and_answers_them_as_one_by_one(
     postgres: TemporaryPostgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BatchMeterUsage's units (`ClaimSlots`) of a group: their inserts go in one pipeline,
-    and each unit's occupants are what running the units one after another gives — a slot
-    taken before, a slot an earlier unit of the group takes. A unit whose claim the
-    database refuses fails alone (the group runs again, one savepoint a unit)."""
-    pipelines = 0
-    opened = psycopg.Connection.pipeline
+    """BatchMeterUsage's units (`ClaimSlots`) of a group: their inserts go in one
+    statement, and each unit's occupants are what running the units one after another
+    gives — a slot taken before, a slot an earlier unit of the group takes. A unit whose
+    claim the database refuses fails alone (the group runs again, one savepoint a unit)."""
+    ahead = 0  # the groups' statements of claims sent ahead
+    inserts = 0  # any other statement that stores records
+    sent = psycopg.Connection.execute
 
-    def counted(self: psycopg.Connection[Any]) -> Any:  # a spy: psycopg's own pipeline
-        nonlocal pipelines
-        pipelines += 1
-        return opened(self)
+    def counted(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal ahead, inserts  # a spy on psycopg's own execute
+        text = str(query)
+        if text.startswith("WITH stored AS (INSERT INTO metering_records") and "ORDINALITY" in text:
+            ahead += 1
+        elif "INSERT INTO metering_records" in text:
+            inserts += 1
+        return sent(self, query, *args, **kwargs)
 
-    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
     store = PostgresStore(postgres.create_database())
     before = make_record(1, dimension="before")
     asyncio.run(store.run(lambda tx: tx.claim_slot(before)))
@@ -173,8 +178,9 @@ def test_postgresql_sends_a_groups_batch_claims_ahead_and_answers_them_as_one_by
             *(store.run(ClaimSlots(batch)) for batch in batches), return_exceptions=True
         )
 
+    inserts = 0
     occupants = asyncio.run(group(a, b, c))
-    assert pipelines == 1
+    assert (ahead, inserts) == (1, 0)  # every unit answered from the one statement
     assert [[r.record_id for r in found] for found in occupants] == [
         [a[0].record_id, before.record_id],
         [a[0].record_id, b[1].record_id],
@@ -196,20 +202,42 @@ def test_postgresql_sends_a_groups_batch_claims_ahead_and_answers_them_as_one_by
         return await asyncio.gather(store.run(metered(m1, t1)), store.run(metered(m2, t2)))
 
     (one, both_one), (two, both_two) = asyncio.run(meter_group())
-    assert pipelines == 2
+    assert (ahead, inserts) == (2, 0)
     assert (one.record_id, both_one) == (m1.record_id, True)
     assert (two.record_id, both_two) == (m2.record_id, False)  # stored, its token taken
     assert store.find_client_token("111122223333", "token-1") == t1
     assert store.count_records() == 6
 
+    # One slot claimed by two MeterUsage units and a batch of the same group, in that
+    # order: the first unit's record takes it, the others find it; the second unit's
+    # token is not stored (its record was not), as when each unit runs in turn.
+    m3, m4, m5 = (make_record(n, dimension="m3") for n in (12, 13, 14))
+    t3 = ClientTokenEntry("111122223333", "token-3", "print", m3.record_id, HOUR)
+    t4 = ClientTokenEntry("111122223333", "token-4", "print", m4.record_id, HOUR)
+
+    async def same_slot() -> list[Any]:
+        store.group_commit_on(asyncio.get_running_loop())
+        return await asyncio.gather(
+            store.run(metered(m3, t3)), store.run(metered(m4, t4)), store.run(ClaimSlots([m5]))
+        )
+
+    (third, stored_third), (fourth, stored_fourth), fifth = asyncio.run(same_slot())
+    assert (ahead, inserts) == (3, 0)
+    assert (third.record_id, stored_third) == (m3.record_id, True)
+    assert (fourth.record_id, stored_fourth) == (m3.record_id, False)
+    assert [r.record_id for r in fifth] == [m3.record_id]
+    assert store.find_client_token("111122223333", "token-3") == t3
+    assert store.find_client_token("111122223333", "token-4") is None
+    assert store.count_records() == 7
+
     refused = [make_record(7, dimension="nul\x00")]  # PostgreSQL's text holds no NUL
     d, e = [make_record(8, dimension="d1")], [make_record(9, dimension="e1")]
     outcomes = asyncio.run(group(d, refused, e))
-    assert pipelines == 3
+    assert ahead == 4  # (refused: the group ran again, each unit's claim in a savepoint)
     assert [r.record_id for r in outcomes[0]] == [d[0].record_id]
     assert isinstance(outcomes[1], StoreConflict), outcomes[1]
     assert [r.record_id for r in outcomes[2]] == [e[0].record_id]
-    assert store.count_records() == 8
+    assert store.count_records() == 9
     store.close()
 
 

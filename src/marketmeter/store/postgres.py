@@ -70,7 +70,7 @@ from marketmeter.store.sql.changes import (
     current_version,
     publish,
 )
-from marketmeter.store.sql.metering import first_claim_statement
+from marketmeter.store.sql.metering import first_claims_statement
 from marketmeter.store.sql.runner import Dialect, rows_select
 from marketmeter.store.sql.usage import FoldMarks, pg_horizon, rebuild_rollups, stale_rollups
 
@@ -104,30 +104,32 @@ def _claim_ahead(
     conn: psycopg.Connection[Any], units: list[Unit]
 ) -> dict[int, tuple[FirstClaim, list[Any]]]:
     """The first claims of a group's units (`Claiming`: BatchMeterUsage's records,
-    MeterUsage's record and ClientToken), sent together in psycopg's pipeline mode — one
-    round trip, not one a unit — and the rows each returned, by the unit's place in the
-    group. The units then run as always, their first claims answered from these
-    (`MeteringWrites.claimed_ahead`). A failure here fails the attempt without
-    savepoints, which the group then makes with them (and no claims ahead)."""
+    MeterUsage's record and ClientToken), sent together in one statement — one round
+    trip and one statement, not one a unit — and the rows each unit's own statement would
+    have returned, by the unit's place in the group. The units then run as always, their
+    first claims answered from these (`MeteringWrites.claimed_ahead`). A failure here
+    fails the attempt without savepoints, which the group then makes with them (and no
+    claims ahead)."""
     claims = [
         (i, claim)
         for i, unit in enumerate(units)
         if isinstance(unit, Claiming) and (claim := unit.first_claim) is not None and claim.records
     ]
-    if len(claims) < 2 or not _PIPELINE:
+    if len(claims) < 2 or not CLAIMS_AHEAD:
         return {}
-    sent = []
+    sql, params, answers = first_claims_statement([claim for _, claim in claims])
     try:
-        with conn.pipeline():
-            for i, claim in claims:
-                sql, params = first_claim_statement(claim)
-                sent.append((i, claim, conn.execute(to_pg(sql), params)))
-        return {i: (claim, cursor.fetchall()) for i, claim, cursor in sent}
+        rows = conn.execute(to_pg(sql), params).fetchall()
     except psycopg.Error as exc:
         raise _UnitFailed() from exc
+    return {
+        i: (claim, answered) for (i, claim), answered in zip(claims, answers(rows), strict=True)
+    }
 
 
-_PIPELINE = psycopg.Pipeline.is_supported()
+CLAIMS_AHEAD = True
+"""Whether a group's first claims go ahead in one statement (`bench/without_claims_ahead`
+turns it off)."""
 
 
 class PostgresRunner:

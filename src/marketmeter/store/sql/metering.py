@@ -3,6 +3,7 @@ for the usage rollups by the same transaction), read back, exported."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -106,12 +107,59 @@ def _record_and_token_statement(
     ]
 
 
-def first_claim_statement(claim: FirstClaim) -> tuple[str, list[Any]]:
-    """PostgreSQL's statement of a unit's first claim (`Claiming`), and its parameters;
-    its rows answer the claim (`MeteringWrites.claimed_ahead`)."""
-    if claim.token is None:
-        return insert_records_statement("postgresql", claim.records)
-    return _record_and_token_statement(claim.records[0], claim.token)
+_RECORD_NAMES = RECORD_COLUMNS.replace(" ", "")
+_CLAIMS_PG = (
+    f"WITH stored AS (INSERT INTO metering_records ({RECORD_COLUMNS}) "
+    f"SELECT {RECORD_COLUMNS} FROM unnest({', '.join(f'?::{t}[]' for t in _RECORD_TYPES)}) "
+    f"WITH ORDINALITY AS i({_RECORD_NAMES}, n) ORDER BY n "
+    f"ON CONFLICT ({_SLOT_COLUMNS}) DO NOTHING RETURNING record_id), "
+    f"token AS (INSERT INTO client_tokens ({_TOKEN_COLUMNS}) "
+    "SELECT t.account_id, t.client_token, t.fingerprint, stored.record_id, t.created_at "
+    "FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) "
+    "WITH ORDINALITY AS t(account_id, client_token, fingerprint, record_id, created_at, n) "
+    "JOIN stored ON stored.record_id = t.record_id ORDER BY t.n "
+    "ON CONFLICT (account_id, client_token) DO NOTHING RETURNING record_id) "
+    "SELECT record_id, false FROM stored UNION ALL SELECT record_id, true FROM token"
+)
+"""PostgreSQL: the first claims of a group's units in one statement — every unit's
+records in the units' order (of two records for one slot, the first wins, as when each
+unit's statement runs in turn), then the ClientTokens of the records stored (of two for
+one token, the first wins). Its rows: the ids of the records stored (false) and of those
+whose token was stored (true)."""
+
+
+def first_claims_statement(
+    claims: list[FirstClaim],
+) -> tuple[str, list[Any], Callable[[list[Any]], list[list[Any]]]]:
+    """PostgreSQL's statement of several units' first claims (`Claiming`), its parameters,
+    and what turns its rows into each claim's own: the rows its unit's statement would
+    have returned (`MeteringWrites.claimed_ahead`: `claim_slots`' ids of the records
+    stored; `claim_slot_and_token`'s one row, the record's id if stored and again if its
+    token was)."""
+    records = [r for claim in claims for r in claim.records]
+    params = _records_params(records)
+    width = len(_RECORD_TYPES)
+    tokens = [
+        (*_token_params(claim.token)[:3], claim.records[0].record_id, to_ms(claim.token.created_at))
+        for claim in claims
+        if claim.token is not None
+    ]
+    columns: list[list[Any]] = [params[i::width] for i in range(width)]
+    columns += [[t[i] for t in tokens] for i in range(5)]
+
+    def answers(rows: list[Any]) -> list[list[Any]]:
+        stored = {row[0] for row in rows if not row[1]}
+        tokened = {row[0] for row in rows if row[1]}
+        answered: list[list[Any]] = []
+        for claim in claims:
+            if claim.token is None:
+                answered.append([(r.record_id,) for r in claim.records if r.record_id in stored])
+                continue
+            rid = claim.records[0].record_id
+            answered.append([(rid if rid in stored else None, rid if rid in tokened else None)])
+        return answered
+
+    return _CLAIMS_PG, columns, answers
 
 
 def _insert_records(run: Runner, records: list[MeteringRecord]) -> set[str]:
