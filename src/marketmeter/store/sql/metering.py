@@ -14,7 +14,7 @@ from marketmeter.domain.quantities import Quantity
 from marketmeter.domain.timewindow import floor_to_hour
 from marketmeter.instants import from_ms, to_ms
 from marketmeter.store.codec import allocations_from_json, allocations_to_json
-from marketmeter.store.sql.runner import Dialect, Runner
+from marketmeter.store.sql.runner import Dialect, Runner, array_columns, array_placeholders
 
 RECORD_COLUMNS = (
     "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
@@ -48,12 +48,13 @@ _RECORD_TYPES = ("text",) * 6 + (
 )
 _INSERT_RECORDS_PG = (
     f"INSERT INTO metering_records ({RECORD_COLUMNS}) "
-    f"SELECT * FROM unnest({', '.join(f'?::{t}[]' for t in _RECORD_TYPES)}) "
+    f"SELECT * FROM unnest({array_placeholders(_RECORD_TYPES)}) "
     f"ON CONFLICT ({_SLOT_COLUMNS}) DO NOTHING RETURNING record_id"
 )
 """PostgreSQL's insert of many records: one array a column, whatever their number — one
 short statement text, which psycopg parses once (a long one it parses again every time).
 (One record goes as a row of values: 17 arrays of one cost twice the client's time.)"""
+_TOKEN_TYPES = ("text", "text", "text", "text", "bigint")
 
 
 _TOKEN_COLUMNS = "account_id, client_token, fingerprint, record_id, created_at"
@@ -90,7 +91,9 @@ def insert_records_statement(
     params = _records_params(records)
     if dialect == "postgresql" and len(records) > 1:
         width = len(_RECORD_TYPES)
-        return _INSERT_RECORDS_PG, [params[i::width] for i in range(width)]
+        return _INSERT_RECORDS_PG, array_columns(
+            _RECORD_TYPES, [params[i::width] for i in range(width)]
+        )
     return _insert_records_sql(len(records)), params
 
 
@@ -110,12 +113,12 @@ def _record_and_token_statement(
 _RECORD_NAMES = RECORD_COLUMNS.replace(" ", "")
 _CLAIMS_PG = (
     f"WITH stored AS (INSERT INTO metering_records ({RECORD_COLUMNS}) "
-    f"SELECT {RECORD_COLUMNS} FROM unnest({', '.join(f'?::{t}[]' for t in _RECORD_TYPES)}) "
+    f"SELECT {RECORD_COLUMNS} FROM unnest({array_placeholders(_RECORD_TYPES)}) "
     f"WITH ORDINALITY AS i({_RECORD_NAMES}, n) ORDER BY n "
     f"ON CONFLICT ({_SLOT_COLUMNS}) DO NOTHING RETURNING record_id), "
     f"token AS (INSERT INTO client_tokens ({_TOKEN_COLUMNS}) "
     "SELECT t.account_id, t.client_token, t.fingerprint, stored.record_id, t.created_at "
-    "FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) "
+    f"FROM unnest({array_placeholders(_TOKEN_TYPES)}) "
     "WITH ORDINALITY AS t(account_id, client_token, fingerprint, record_id, created_at, n) "
     "JOIN stored ON stored.record_id = t.record_id ORDER BY t.n "
     "ON CONFLICT (account_id, client_token) DO NOTHING RETURNING record_id) "
@@ -144,8 +147,8 @@ def first_claims_statement(
         for claim in claims
         if claim.token is not None
     ]
-    columns: list[list[Any]] = [params[i::width] for i in range(width)]
-    columns += [[t[i] for t in tokens] for i in range(5)]
+    columns = array_columns(_RECORD_TYPES, [params[i::width] for i in range(width)])
+    columns += array_columns(_TOKEN_TYPES, [[t[i] for t in tokens] for i in range(5)])
 
     def answers(rows: list[Any]) -> list[list[Any]]:
         stored = {row[0] for row in rows if not row[1]}
