@@ -30,7 +30,13 @@ from marketmeter.store.postgres import PostgresRunner
 from marketmeter.store.sql import FoldSchedule
 from marketmeter.store.sql.metering import _records_params
 from marketmeter.store.sql.migrate import statements
-from marketmeter.store.sql.usage import FoldMarks, add_usage, sums_query
+from marketmeter.store.sql.usage import (
+    FOLD_LIMIT,
+    FoldMarks,
+    add_usage,
+    pg_fold_statement,
+    sums_query,
+)
 from marketmeter.store.sqlite import SqliteRunner, SqliteStore
 from marketmeter.store.sqlite_rollups import rollups_path
 from tests.postgres import TemporaryPostgres
@@ -688,3 +694,43 @@ def test_postgres_records_logged_by_the_old_trigger_are_counted_once_after_the_m
         _report_matches(store, "prod-eight")
     finally:
         store.close()
+
+
+def test_postgres_folds_and_reports_find_unfolded_records_by_their_index(pg_url: str) -> None:
+    """The fold's statement and a report's part that reads records not folded yet go by the
+    index on `logged_by`, even in a generic plan (psycopg prepares a statement after a few
+    runs, and PostgreSQL may then plan it without the parameters' values) — never a scan
+    of the whole table, nor of the slot index's range of the whole slice."""
+    open_store(pg_url).close()  # migrated
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(  # 200,000 records of 2,000 transactions, none of them folded
+            "INSERT INTO metering_records (record_id, product_code, customer_aws_account_id, "
+            "resource, license_key, dimension, hour, operation, timestamp, quantity_micros, "
+            "quantity_text, quantity_as_decimal, customer_identifier, license_arn, "
+            "received_at, logged_by) "
+            "SELECT 'r' || i, 'p', lpad((i % 5000)::text, 12, '0'), '', '', 'd' || (i / 5000), "
+            f"{int(START.timestamp() * 1000)} + (i / 50000) * 3600000, 'BatchMeterUsage', 0, "
+            "1000000, '1', 0, '', '', 0, 1000 + i / 100 FROM generate_series(1, 200000) i"
+        )
+        conn.execute("ANALYZE metering_records")
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        queries = [(pg_fold_statement(FOLD_LIMIT), [1000, 1010])]
+        for query in (
+            UsageSlice("p", START, START + timedelta(days=1), "hours", per_hour=True),
+            UsageSlice("p", START, START + timedelta(days=1), "days", by_customer=True),
+        ):
+            sql, params, _ = sums_query(query, "postgresql", FoldMarks(2990, 0))
+            queries.append((sql, params))
+        for n, (sql, params) in enumerate(queries):
+            numbered = sql.split("?")
+            text = "".join(f"{part}${i}" for i, part in enumerate(numbered[:-1], 1))
+            conn.execute(f"PREPARE q{n} AS {text + numbered[-1]}")
+            values = ", ".join(map(_literal, params))
+            plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE q{n}({values})"))
+            on_records = [line for line in plan.splitlines() if "on metering_records" in line]
+            assert on_records, plan
+            assert all("metering_records_logged_by" in line for line in on_records), plan
+
+
+def _literal(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else str(value)

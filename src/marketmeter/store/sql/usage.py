@@ -117,6 +117,8 @@ FOLD_LIMIT = 32_768
 """The most log rows one fold moves (its transaction stays short; the next takes the rest)."""
 SQLITE_ROLLUPS = "rollups"
 """SQLite: the name the rollups' file is attached under (`store.sqlite_rollups`)."""
+XID_CEILING = 2**62
+"""PostgreSQL: above any transaction id (64-bit, counted from 3 up, one a transaction)."""
 FOLD_LOCK = 0x6D6D_666F_6C64
 """PostgreSQL: the advisory lock one folding transaction holds at a time."""
 
@@ -213,22 +215,29 @@ def fold_usage(run: Runner, limit: int | None = FOLD_LIMIT) -> int:
         return 0
     below, horizon = pg_horizon(run)
     horizon = max(below, horizon)
+    row = run.fetchone(pg_fold_statement(limit), (below, horizon))
+    if horizon > below:
+        run.execute("UPDATE usage_folded SET below_xid = ? WHERE id = 1", (horizon,))
+    return int(row[0])
+
+
+@lru_cache(maxsize=8)
+def pg_fold_statement(limit: int | None) -> str:
+    """PostgreSQL: the fold's statement; its parameters, the range of transaction ids whose
+    records it folds. (Its records are found by the index on `logged_by`: a range, which
+    even a generic plan reads by the index.)"""
     capped = "" if limit is None else f" ORDER BY seq LIMIT {int(limit)}"
     (hour_table, hour_key), (day_table, day_key) = ROLLUPS
     columns = ", ".join(_LOG)
-    records = unfolded_records("logged_by >= ? AND logged_by < ?", run.dialect)
-    row = run.fetchone(
+    records = unfolded_records("logged_by >= ? AND logged_by < ?", "postgresql")
+    return (
         "WITH moved AS (DELETE FROM usage_pending WHERE seq IN "
         f"(SELECT seq FROM usage_pending{capped}) RETURNING {columns}), "
         f"logged AS (SELECT {columns} FROM moved UNION ALL SELECT {columns} FROM {records} r), "
         f"by_hour AS ({fold_sql(hour_table, hour_key, 'logged')}), "
         f"by_day AS ({fold_sql(day_table, day_key, 'logged')}) "
-        "SELECT count(*) FROM logged",
-        (below, horizon),
+        "SELECT count(*) FROM logged"
     )
-    if horizon > below:
-        run.execute("UPDATE usage_folded SET below_xid = ? WHERE id = 1", (horizon,))
-    return int(row[0])
 
 
 class FoldSchedule:
@@ -421,16 +430,18 @@ def sums_query(
             params += [marks.pending, marks.records, q.product_code, start, end]
         else:
             # The log's rows (those folded are deleted), then the records not folded yet,
-            # found by `logged_by` ("OFFSET 0" keeps the slice's conditions out of that
-            # scan, which would otherwise read the slot index's range of the whole slice).
-            unfolded = unfolded_records("logged_by >= ?", dialect)
+            # found by the index on `logged_by` ("OFFSET 0" keeps the slice's conditions
+            # out of that scan, which would otherwise read the slot index's range of the
+            # whole slice; a range, closed by a ceiling no id reaches, is read by the index
+            # even in a generic plan).
+            unfolded = unfolded_records("logged_by >= ? AND logged_by < ?", dialect)
             sql += (
                 f" GROUP BY {listed} UNION ALL "
                 f"SELECT {logged}, {logged_sums} FROM "
                 f"(SELECT * FROM {unfolded} r OFFSET 0) u "
                 f"WHERE product_code = ? AND hour >= ? AND hour < ? GROUP BY {listed}"
             )
-            params += [marks.records, q.product_code, start, end]
+            params += [marks.records, XID_CEILING, q.product_code, start, end]
         return sql, params, ["at" if g in ("hour", "day") else g for g in groups]
     listed = ", ".join(groups)
     sql = f"SELECT {listed}, {', '.join(sums)} FROM {table} WHERE {where} GROUP BY {listed}"
