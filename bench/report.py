@@ -808,7 +808,7 @@ WHERE_THE_TIME_GOES = [
     "  MeterUsage 1.04 (0.96–1.06), CPU 0.96; scattered 0.99 (0.96–1.03), CPU 0.97. Kept.",
     "  (A first measure, with `binary=True` forced, showed 6× less client time: psycopg's",
     "  default format is cheaper than forced binary, so the real gain is smaller.)",
-    "- **Dropped: C collation on the key columns** (`COLLATE \"C\"` on the text columns of",
+    '- **Dropped: C collation on the key columns** (`COLLATE "C"` on the text columns of',
     "  the records', tokens' and rollups' keys, instead of the cluster's C.UTF-8, whose",
     "  comparisons go through `strcoll`): 3 alternating rounds, batches 1.02, 1.10 and",
     "  0.98; MeterUsage 0.96, 0.98 and 1.13. No measurable effect.",
