@@ -8,7 +8,7 @@ import random
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +28,7 @@ from marketmeter.store.factory import open_store
 from marketmeter.store.migrations import migrations_for
 from marketmeter.store.postgres import PostgresRunner
 from marketmeter.store.sql import FoldSchedule
-from marketmeter.store.sql.metering import _records_params
+from marketmeter.store.sql.metering import RECORD_COLUMNS, _records_params
 from marketmeter.store.sql.migrate import statements
 from marketmeter.store.sql.usage import (
     FOLD_LIMIT,
@@ -424,16 +424,7 @@ def test_records_stored_before_the_rollups_existed_are_added_by_the_migration(
 ) -> None:
     """A database of schema 5 with records in it: opening it migrates and sums them."""
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-    for migration in migrations_for("sqlite"):
-        if migration.version > 5:
-            break
-        for statement in statements(migration.sql):
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
-        )
+    conn = _sqlite_at_version(path, 5)
     unique = some_records("prod-old", 30)
     placeholders = ", ".join("?" * 16)
     columns = (
@@ -474,16 +465,37 @@ def test_records_stored_before_the_rollups_existed_are_added_by_the_migration(
 
 def _sqlite_at_version(path: Path, version: int) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-    for migration in migrations_for("sqlite"):
+    _migrate_to(conn.execute, "sqlite", version, "?")
+    return conn
+
+
+def _migrate_to(execute: Callable[..., Any], dialect: str, version: int, mark: str) -> None:
+    """Bring an empty database to the schema of `version` (`mark`: the driver's
+    placeholder), as a build of that version did."""
+    execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    for migration in migrations_for(dialect):
         if migration.version > version:
             break
         for statement in statements(migration.sql):
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
+            execute(statement)
+        execute(
+            f"INSERT INTO schema_migrations VALUES ({mark}, {mark})",
+            (migration.version, migration.name),
         )
-    return conn
+
+
+def _store_one_by_one(
+    execute: Callable[..., Any], records: list[MeteringRecord], mark: str
+) -> None:
+    """Store `records` as the writer of an older schema did, an INSERT each (`mark`: the
+    driver's placeholder), so that the database's own triggers of that schema run."""
+    params = _records_params(records)
+    values = ", ".join([mark] * 17)
+    for i in range(len(records)):
+        execute(
+            f"INSERT INTO metering_records ({RECORD_COLUMNS}) VALUES ({values})",
+            params[i * 17 : (i + 1) * 17],
+        )
 
 
 def _report_matches(store: Store, product: str) -> None:
@@ -499,17 +511,7 @@ def test_records_logged_by_the_old_trigger_are_counted_once_after_the_migration(
     path = tmp_path / "seven.db"
     conn = _sqlite_at_version(path, 7)
     old, new = _chunks(some_records("prod-seven", 60, seed=3), 30)
-    columns = (
-        "record_id, product_code, customer_aws_account_id, resource, license_key, dimension, "
-        "hour, operation, timestamp, quantity_micros, quantity_text, quantity_as_decimal, "
-        "allocations, customer_identifier, license_arn, received_at, accepted_late"
-    )
-    params = _records_params(old)
-    for i in range(len(old)):
-        conn.execute(
-            f"INSERT INTO metering_records ({columns}) VALUES ({', '.join('?' * 17)})",
-            params[i * 17 : (i + 1) * 17],
-        )
+    _store_one_by_one(conn.execute, old, "?")
     (logged,) = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
     assert logged == sum(1 for r in old if r.allocations is None)  # by the trigger
     add_usage(SqliteRunner(conn), old)  # and those with allocations, as version 7 did
@@ -654,30 +656,8 @@ def test_postgres_records_logged_by_the_old_trigger_are_counted_once_after_the_m
     are counted once, and new records are counted."""
     old, new = _chunks(some_records("prod-eight", 60, seed=3), 30)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
-        )
-        for migration in migrations_for("postgresql"):
-            if migration.version > 8:
-                break
-            for statement in statements(migration.sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (%s, %s)",
-                (migration.version, migration.name),
-            )
-        columns = (
-            "record_id, product_code, customer_aws_account_id, resource, license_key, "
-            "dimension, hour, operation, timestamp, quantity_micros, quantity_text, "
-            "quantity_as_decimal, allocations, customer_identifier, license_arn, received_at, "
-            "accepted_late"
-        )
-        params = _records_params(old)
-        for i in range(len(old)):
-            conn.execute(
-                f"INSERT INTO metering_records ({columns}) VALUES ({', '.join(['%s'] * 17)})",
-                params[i * 17 : (i + 1) * 17],
-            )
+        _migrate_to(conn.execute, "postgresql", 8, "%s")
+        _store_one_by_one(conn.execute, old, "%s")
         (logged,) = conn.execute("SELECT count(*) FROM usage_pending").fetchone() or (0,)
         assert logged == sum(1 for r in old if r.allocations is None)  # by the trigger
         add_usage(PostgresRunner(conn), old)  # and those with allocations, as version 8 did

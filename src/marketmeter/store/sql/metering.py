@@ -54,10 +54,10 @@ _INSERT_RECORDS_PG = (
 """PostgreSQL's insert of many records: one array a column, whatever their number — one
 short statement text, which psycopg parses once (a long one it parses again every time).
 (One record goes as a row of values: 17 arrays of one cost twice the client's time.)"""
-_TOKEN_TYPES = ("text", "text", "text", "text", "bigint")
 
 
 _TOKEN_COLUMNS = "account_id, client_token, fingerprint, record_id, created_at"
+_TOKEN_TYPES = ("text", "text", "text", "text", "bigint")
 _INSERT_TOKEN = (
     f"INSERT INTO client_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (account_id, client_token) DO NOTHING"
@@ -142,11 +142,11 @@ def first_claims_statement(
     records = [r for claim in claims for r in claim.records]
     params = _records_params(records)
     width = len(_RECORD_TYPES)
-    tokens = [
-        (*_token_params(claim.token)[:3], claim.records[0].record_id, to_ms(claim.token.created_at))
-        for claim in claims
-        if claim.token is not None
-    ]
+    tokens = []  # each joined to its record by the record's id
+    for claim in claims:
+        if claim.token is not None:
+            account, token, fingerprint, _, created = _token_params(claim.token)
+            tokens.append((account, token, fingerprint, claim.records[0].record_id, created))
     columns = array_columns(_RECORD_TYPES, [params[i::width] for i in range(width)])
     columns += array_columns(_TOKEN_TYPES, [[t[i] for t in tokens] for i in range(5)])
 
