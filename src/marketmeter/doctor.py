@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -172,6 +172,28 @@ def _sqlite_rollups(conn: sqlite3.Connection, path: str) -> Iterator[Finding]:
         yield Finding("ok", "usage rollups", f"{waiting:,} records not folded yet")
 
 
+def _postgresql_rollups(run: Callable[[str], Any]) -> Iterator[Finding]:
+    """The usage rollups' mark: of this cluster's transactions, and how much waits for a
+    fold."""
+    if run("SELECT to_regclass('usage_folded')").fetchone()[0] is None:
+        return  # (a schema before 10: the migrations' finding says so)
+    ahead, waiting = run(
+        "SELECT below_xid > pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
+        "(SELECT count(*) FROM metering_records WHERE allocations IS NULL "
+        "AND logged_by >= below_xid) + (SELECT count(*) FROM usage_pending) "
+        "FROM usage_folded WHERE id = 1"
+    ).fetchone()
+    if ahead:
+        yield Finding(
+            "warn",
+            "usage rollups",
+            "of another cluster's transactions (a restore): summed again from the records "
+            "when a process opens the database",
+        )
+    else:
+        yield Finding("ok", "usage rollups", f"{waiting:,} log rows not folded yet")
+
+
 def _postgresql(url: str) -> Iterator[Finding]:
     import psycopg
 
@@ -190,6 +212,7 @@ def _postgresql(url: str) -> Iterator[Finding]:
         try:
             yield from _migrations("postgresql", run)
             yield from _stored_secrets(run)
+            yield from _postgresql_rollups(run)
         except psycopg.Error as exc:
             yield Finding("fail", "database", str(exc).strip())
             return

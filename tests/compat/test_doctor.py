@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.compat.server import marketmeter
@@ -117,3 +118,17 @@ def test_postgresql_reachable_or_not(postgres: TemporaryPostgres, tmp_path: Path
     status, out = doctor(unreachable, NO_KEY)
     assert status == 1
     assert "FAIL  database: PostgreSQL unreachable" in out
+
+
+def test_postgresql_usage_rollups_of_another_cluster_are_a_warning(
+    postgres: TemporaryPostgres, tmp_path: Path
+) -> None:
+    url = applied(postgres.create_database("doctor"), tmp_path, NO_KEY)
+    status, out = doctor(url, NO_KEY)
+    assert status == 0, out
+    assert "ok    usage rollups: 0 log rows not folded yet" in out
+    with psycopg.connect(url, autocommit=True) as conn:  # as a dump of another cluster
+        conn.execute("UPDATE usage_folded SET below_xid = 2 ^ 40")
+    status, out = doctor(url, NO_KEY)
+    assert status == 0, out
+    assert "WARN  usage rollups: of another cluster's transactions (a restore)" in out
