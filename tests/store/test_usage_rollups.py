@@ -34,6 +34,7 @@ from marketmeter.store.sql.usage import (
     FOLD_LIMIT,
     FoldMarks,
     add_usage,
+    fold_usage,
     pg_fold_statement,
     sums_query,
 )
@@ -714,3 +715,42 @@ def test_postgres_folds_and_reports_find_unfolded_records_by_their_index(pg_url:
 
 def _literal(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else str(value)
+
+
+def test_postgres_a_reset_waits_for_a_fold_running_and_leaves_none_of_its_sums(
+    pg_url: str,
+) -> None:
+    """A fold that read records a reset is about to delete must not add their sums after
+    the reset emptied the rollups: the reset waits for it (the folds' lock), then empties
+    what it added."""
+    product = "prod-reset-fold"
+    store = _unhurried(open_store(pg_url))
+    try:
+        with store.transaction() as tx:
+            # (without allocations: no log row of theirs that the fold would hold locked)
+            records = [r for r in some_records(product, 40, seed=31) if r.allocations is None]
+            assert tx.claim_slots(records) == records
+        done = threading.Event()
+
+        def reset() -> None:
+            with store.transaction() as tx:
+                tx.clear_marketplace()
+            done.set()
+
+        with psycopg.connect(pg_url) as conn, conn.transaction():
+            assert fold_usage(PostgresRunner(conn), None) > 0  # not committed yet
+            resetting = threading.Thread(target=reset)
+            resetting.start()
+            assert not done.wait(1.0)  # the reset waits for the fold
+        resetting.join()
+        assert done.is_set()
+        assert store.count_records() == 0
+        _report_matches(store, product)  # nothing: the fold's sums went with the reset
+        assert (
+            usage_report(
+                store, product, by="month", start=START, end=START + timedelta(days=10), group=[]
+            ).rows
+            == ()
+        )
+    finally:
+        store.close()
