@@ -21,7 +21,7 @@ from marketmeter.config import Settings
 from marketmeter.store import secrets
 from marketmeter.store.factory import UnsupportedDatabase, libpq_url, sqlite_path
 from marketmeter.store.migrations import migrations_for
-from marketmeter.store.sql.usage import SQLITE_ROLLUPS
+from marketmeter.store.sql.usage import PG_STALE_MARK, SQLITE_ROLLUPS
 from marketmeter.store.sqlite_rollups import read_marks, rollups_path
 
 Level = Literal["ok", "warn", "fail"]
@@ -178,7 +178,7 @@ def _postgresql_rollups(run: Callable[[str], Any]) -> Iterator[Finding]:
     if run("SELECT to_regclass('usage_folded')").fetchone()[0] is None:
         return  # (a schema before 10: the migrations' finding says so)
     ahead, waiting = run(
-        "SELECT below_xid > pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
+        f"SELECT {PG_STALE_MARK}, "
         "(SELECT count(*) FROM metering_records WHERE allocations IS NULL "
         "AND logged_by >= below_xid) + (SELECT count(*) FROM usage_pending) "
         "FROM usage_folded WHERE id = 1"

@@ -284,15 +284,16 @@ def rebuild_rollups(run: Runner) -> None:
     fold_usage(run, None)
 
 
+PG_STALE_MARK = "below_xid > pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+"""PostgreSQL, of `usage_folded`'s row: whether the rollups' mark lies beyond every
+transaction this cluster has begun — the database was restored from another cluster,
+whose transaction ids mean nothing here (new records would fall below the mark and never
+be summed). Checked on opening (`stale_rollups`) and by the doctor."""
+
+
 def stale_rollups(run: Runner) -> bool:
-    """PostgreSQL: whether the rollups' mark lies beyond every transaction this cluster has
-    begun: the database was restored from another cluster, whose transaction ids mean
-    nothing here (new records would fall below the mark and never be summed)."""
-    row = run.fetchone(
-        "SELECT below_xid > pg_snapshot_xmax(pg_current_snapshot())::text::bigint "
-        "FROM usage_folded WHERE id = 1",
-        (),
-    )
+    """PostgreSQL: whether the rollups are of another cluster (`PG_STALE_MARK`)."""
+    row = run.fetchone(f"SELECT {PG_STALE_MARK} FROM usage_folded WHERE id = 1", ())
     return bool(row[0])
 
 
