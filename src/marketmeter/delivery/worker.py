@@ -5,7 +5,8 @@ backoff (`domain.outbox`) until 24 hours have passed, then failed.
 
 A server runs a `DeliveryWorker` thread in each process; `marketmeter deliveries send`
 runs one pass. Sending happens on a few threads of its own, a target's deliveries in the
-order they were made, so that a receiver that hangs (5 s per attempt) or fails holds up
+order they were made — no pass, of any process, claims a target's delivery while an
+earlier one is leased — so that a receiver that hangs (5 s per attempt) or fails holds up
 nobody else — and never a metering request.
 """
 
@@ -45,8 +46,9 @@ class Deliverer:
         self._busy = 0
         self._sending: dict[str, list[Delivery]] = {}
         """Targets being sent to, each with what was claimed for it meanwhile: sent after,
-        by the same thread, so that a target receives its deliveries in order even when a
-        later pass claims more before the earlier ones are through."""
+        by the same thread. (A pass claims none of a target's deliveries while an earlier
+        one is leased — `claim_due` — so this catches only those whose lease ran out
+        while they waited for a thread.)"""
         self._lock = threading.Lock()
 
     def deliver_due(self, *, wait: bool = False) -> int:

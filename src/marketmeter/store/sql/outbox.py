@@ -38,6 +38,10 @@ _RETRYABLE = "(status = 'failed' OR (status = 'pending' AND attempts > 0))"
 _faults = msgspec.json.Decoder(Faults)
 
 
+CLAIM_LOCK = 0x6D6D_636C_6D64
+"""PostgreSQL: the advisory lock a claiming transaction holds (one at a time)."""
+
+
 class OutboxReads:
     def _runner(self) -> Runner:
         raise NotImplementedError
@@ -281,14 +285,25 @@ class OutboxWrites(OutboxReads):
         )
 
     def claim_due(self, now: datetime, limit: int, lease: float) -> list[Delivery]:
+        """Lease what is due, oldest first — but never a delivery whose target has an
+        earlier one leased (being sent, by this process or another): a target receives its
+        deliveries in the order they were made, whichever process sends them. Claims take
+        turns across processes (SQLite: its write lock; PostgreSQL: an advisory lock), so
+        each sees the leases of those before it."""
         run = self._runner()
-        lock = " FOR UPDATE SKIP LOCKED" if run.dialect == "postgresql" else ""
+        lock = ""
+        if run.dialect == "postgresql":
+            run.execute("SELECT pg_advisory_xact_lock(?)", (CLAIM_LOCK,))
+            lock = " FOR UPDATE SKIP LOCKED"
+        at = to_ms(now)
         rows = run.fetchall(
-            "UPDATE deliveries SET claimed_until = ? WHERE id IN (SELECT id FROM deliveries "
+            "UPDATE deliveries SET claimed_until = ? WHERE id IN (SELECT id FROM deliveries d "
             "WHERE status = 'pending' AND next_attempt_at <= ? "
             "AND (claimed_until IS NULL OR claimed_until < ?) "
+            "AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' "
+            "AND e.target_id = d.target_id AND e.seq < d.seq AND e.claimed_until >= ?) "
             f"ORDER BY next_attempt_at, seq LIMIT ?{lock}) RETURNING {_DELIVERY_COLUMNS}, seq",
-            (to_ms(now + timedelta(seconds=lease)), to_ms(now), to_ms(now), limit),
+            (to_ms(now + timedelta(seconds=lease)), at, at, at, limit),
         )
         rows.sort(key=lambda row: row[-1])
         return [delivery_from_row(row) for row in rows]
