@@ -59,6 +59,35 @@ CREATE TABLE records (
     UNIQUE (product_id, hour, customer_id, resource_id, license_id, dimension_id)
 );
 """
+LOOKUP_SCHEMA = """
+CREATE TABLE meter_keys (
+    id INTEGER PRIMARY KEY, product_code TEXT NOT NULL, customer TEXT NOT NULL,
+    resource TEXT NOT NULL, license_key TEXT NOT NULL, dimension TEXT NOT NULL,
+    UNIQUE (product_code, customer, resource, license_key, dimension)
+);
+CREATE TABLE records (
+    seq INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, meter_key INTEGER NOT NULL,
+    product_code TEXT NOT NULL, hour INTEGER NOT NULL, customer TEXT NOT NULL,
+    resource TEXT NOT NULL, license_key TEXT NOT NULL, dimension TEXT NOT NULL,
+    quantity INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+    UNIQUE (hour, meter_key)
+);
+"""
+"""The slot's key as (hour, an integer id of the rest), the id looked up by the statement
+itself in a small table of its own (made there by the first record of its kind): no
+cache in the server that a restore or a reset could leave stale. The text columns stay
+in the row, for reads."""
+LOOKUP_KEY = (
+    "INSERT INTO meter_keys (product_code, customer, resource, license_key, dimension) "
+    "VALUES (?, ?, '', '', ?) ON CONFLICT DO NOTHING"
+)
+LOOKUP_INSERT = (
+    "INSERT INTO records (record_id, meter_key, product_code, hour, customer, resource, "
+    "license_key, dimension, quantity, timestamp) SELECT ?, id, product_code, ?, customer, "
+    "'', '', dimension, ?, ? FROM meter_keys WHERE product_code = ? AND customer = ? "
+    "AND resource = '' AND license_key = '' AND dimension = ? "
+    "ON CONFLICT DO NOTHING RETURNING record_id"
+)
 TEXT_INSERT = (
     "INSERT INTO records (record_id, product_code, hour, customer, resource, license_key, "
     "dimension, quantity, timestamp) VALUES (?, ?, ?, ?, '', '', ?, ?, ?) "
@@ -94,6 +123,17 @@ def integer_params(rows: list[Row]) -> list[tuple[object, ...]]:
     return [(record_id(), h, c + 1, d + 1, 1, h + 1) for h, c, d in rows]
 
 
+def lookup_params(rows: list[Row]) -> list[tuple[object, ...]]:
+    return [
+        (record_id(), h, 1, h + 1, PRODUCT, customer(c), f"saas_dim_{d}") for h, c, d in rows
+    ]
+
+
+def insert_lookup(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    conn.execute(LOOKUP_KEY, row[4:])
+    conn.execute(LOOKUP_INSERT, row).fetchall()
+
+
 def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -105,6 +145,17 @@ def prefill(path: Path, schema: str, hours: int) -> None:
     conn = connect(path)
     conn.executescript(schema)
     integer = "names" in schema
+    if "meter_keys" in schema:
+        for h in range(hours):
+            hour = FIRST_HOUR + h * HOUR_MS
+            rows = [(hour, c, d) for c in range(CUSTOMERS) for d in range(DIMENSIONS)]
+            conn.execute("BEGIN")
+            for row in lookup_params(rows):
+                insert_lookup(conn, row)
+            conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        return
     if integer:
         conn.executemany(
             "INSERT INTO names (id, name) VALUES (?, ?)",
@@ -139,12 +190,15 @@ def batches(hour: int, scattered: bool, count: int) -> list[list[Row]]:
     return made
 
 
-def run(path: Path, integer: bool, work: list[list[Row]]) -> tuple[float, float]:
+def run(path: Path, schema: str, work: list[list[Row]]) -> tuple[float, float]:
     """Records/s, and WAL bytes written per record."""
     conn = connect(path)
     conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpointed below: the WAL measured
+    integer = schema == "integer keys"
     insert = INTEGER_INSERT if integer else TEXT_INSERT
     params = integer_params if integer else text_params
+    if schema == "looked-up keys":
+        params = lookup_params
     prepared = [params(batch) for batch in work]
     wal = Path(str(path) + "-wal")
     written = 0
@@ -152,8 +206,11 @@ def run(path: Path, integer: bool, work: list[list[Row]]) -> tuple[float, float]
     for g in range(0, len(prepared), GROUP):
         conn.execute("BEGIN IMMEDIATE")
         for batch in prepared[g : g + GROUP]:
-            for row in batch:  # (one statement a record: the same for both schemas)
-                conn.execute(insert, row).fetchall()
+            for row in batch:  # (one statement a record: the same for every schema)
+                if params is lookup_params:
+                    insert_lookup(conn, row)
+                else:
+                    conn.execute(insert, row).fetchall()
         conn.execute("COMMIT")
         if wal.exists() and wal.stat().st_size > 64 * 2**20:
             written += wal.stat().st_size
@@ -174,7 +231,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="marketmeter-keys-"))
     try:
         templates = {}
-        for name, schema in (("text keys", TEXT_SCHEMA), ("integer keys", INTEGER_SCHEMA)):
+        schemas = (
+            ("text keys", TEXT_SCHEMA),
+            ("integer keys", INTEGER_SCHEMA),
+            ("looked-up keys", LOOKUP_SCHEMA),
+        )
+        for name, schema in schemas:
             started = time.perf_counter()
             templates[name] = work / f"{name.split()[0]}.db"
             prefill(templates[name], schema, args.hours)
@@ -193,7 +255,7 @@ def main() -> None:
                     shutil.copyfile(template, copy)
                     rate, wal = run(
                         copy,
-                        name == "integer keys",
+                        name,
                         batches(hour, pattern == "scattered", args.batches),
                     )
                     os.remove(copy)
@@ -209,7 +271,7 @@ def main() -> None:
         for name in templates:
             ordered, scattered = best[(name, "in order")], best[(name, "scattered")]
             print(
-                f"  {name:13} in order {ordered[0]:8,.0f} records/s ({ordered[1]:5,.0f} B WAL), "
+                f"  {name:14} in order {ordered[0]:8,.0f} records/s ({ordered[1]:5,.0f} B WAL), "
                 f"scattered {scattered[0]:8,.0f} ({scattered[1]:5,.0f} B WAL): "
                 f"scattered ÷ in order {scattered[0] / ordered[0]:.2f}"
             )
