@@ -124,9 +124,7 @@ def integer_params(rows: list[Row]) -> list[tuple[object, ...]]:
 
 
 def lookup_params(rows: list[Row]) -> list[tuple[object, ...]]:
-    return [
-        (record_id(), h, 1, h + 1, PRODUCT, customer(c), f"saas_dim_{d}") for h, c, d in rows
-    ]
+    return [(record_id(), h, 1, h + 1, PRODUCT, customer(c), f"saas_dim_{d}") for h, c, d in rows]
 
 
 def insert_lookup(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
