@@ -9,7 +9,10 @@ customers × 6 dimensions, `--hours` hours):
   customer account, resource, license key, dimension, as text (and the record id's
   unique key);
 - `integer keys`: the same key of integer ids (product, customer, dimension looked up
-  in tables of their own), as the performance issue proposes.
+  in tables of their own), as the performance issue proposes;
+- `looked-up keys`: the key as (hour, one integer id of the rest), the id made and looked
+  up by the statements themselves (two a record here: marketmeter would send the ids'
+  statement once a batch, but each record would still probe the ids' text index).
 
 Then the records of one more hour are inserted as marketmeter's group commit writes them
 (groups of 32 batches of 25 records, one transaction and one commit a group), once in
@@ -204,7 +207,7 @@ def run(path: Path, schema: str, work: list[list[Row]]) -> tuple[float, float]:
     for g in range(0, len(prepared), GROUP):
         conn.execute("BEGIN IMMEDIATE")
         for batch in prepared[g : g + GROUP]:
-            for row in batch:  # (one statement a record: the same for every schema)
+            for row in batch:  # (a statement a record; two for looked-up keys)
                 if params is lookup_params:
                     insert_lookup(conn, row)
                 else:

@@ -56,11 +56,13 @@ def _migrate(self: Any) -> None:
 
 @lru_cache(maxsize=64)
 def _insert_sql(n: int) -> str:
-    row = "(" + ", ".join("?" * 18) + ")"
+    """marketmeter's own insert of `n` records, with the id and the narrow key."""
+    row = "(" + ", ".join("?" * 17) + ")"
     return (
-        f"INSERT INTO metering_records ({metering.RECORD_COLUMNS}, meter_key) "
-        f"VALUES {', '.join([row] * n)} "
-        "ON CONFLICT (hour, meter_key) DO NOTHING RETURNING record_id"
+        metering._insert_records_sql(n)
+        .replace(f"({metering.RECORD_COLUMNS})", f"({metering.RECORD_COLUMNS}, meter_key)")
+        .replace(row, row[:-1] + ", ?)")
+        .replace(f"ON CONFLICT ({metering._SLOT_COLUMNS})", "ON CONFLICT (hour, meter_key)")
     )
 
 
