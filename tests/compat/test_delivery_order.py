@@ -31,9 +31,7 @@ def test_later_claims_for_a_target_wait_for_the_earlier_ones(
         time.sleep(0.1)  # the first delivery is on its way
         assert deliverer.deliver_due() == 0  # the target's earlier ones are being sent
         assert _claimed_once_through(deliverer) >= 1
-        made = [d.body["id"] for d in reversed(store.list_deliveries())]  # oldest first
-        got = receiver.wait_for("/events", len(made), timeout=20)
-        assert [r.json()["id"] for r in got] == made
+        _assert_received_in_order(receiver, store)
     finally:
         deliverer.close()
         receiver.close()
@@ -55,13 +53,18 @@ def test_another_process_leaves_a_target_alone_while_its_earlier_deliveries_are_
         service.marketplace.cancel(SAAS, BUYER)
         assert second.deliver_due() == 0
         assert _claimed_once_through(second) >= 1
-        made = [d.body["id"] for d in reversed(store.list_deliveries())]  # oldest first
-        got = receiver.wait_for("/events", len(made), timeout=20)
-        assert [r.json()["id"] for r in got] == made
+        _assert_received_in_order(receiver, store)
     finally:
         first.close()
         second.close()
         receiver.close()
+
+
+def _assert_received_in_order(receiver: Receiver, store: SqliteStore) -> None:
+    """Every delivery made reaches the receiver, in the order made."""
+    made = [d.body["id"] for d in reversed(store.list_deliveries())]  # oldest first
+    got = receiver.wait_for("/events", len(made), timeout=20)
+    assert [r.json()["id"] for r in got] == made
 
 
 def _claimed_once_through(deliverer: Deliverer, timeout: float = 20.0) -> int:
