@@ -945,7 +945,7 @@ WHERE_THE_TIME_GOES = [
     "    being enforced by the database. A unique index ordered by slot, written in",
     "    another order, dirties a leaf page a record, and SQLite's WAL writes whole pages.",
     "    Every layout measured stays far from it: text 0.29, integer ids 0.45, ids looked",
-    "    up 0.46 (SQL level), and 0.49 end to end.",
+    "    up 0.46 (SQL level), and 0.50 end to end in this run.",
     "  - **PostgreSQL ÷ SQLite, 0.7 for batches and 0.6 for MeterUsage**: on this 2-core",
     "    machine PostgreSQL's backends share the cores with the servers and wrk.",
     "    - Batches: the backends take 56% of the CPU. That is the row, its four index",
