@@ -33,6 +33,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 CUSTOMERS = 40_000
@@ -142,34 +143,40 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def prefill(path: Path, schema: str, hours: int) -> None:
+def insert_text(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    conn.execute(TEXT_INSERT, row).fetchall()
+
+
+def insert_integer(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    conn.execute(INTEGER_INSERT, row).fetchall()
+
+
+Params = Callable[[list[Row]], list[tuple[object, ...]]]
+Insert = Callable[[sqlite3.Connection, tuple[object, ...]], None]
+LAYOUTS: dict[str, tuple[str, Params, Insert]] = {
+    "text keys": (TEXT_SCHEMA, text_params, insert_text),
+    "integer keys": (INTEGER_SCHEMA, integer_params, insert_integer),
+    "looked-up keys": (LOOKUP_SCHEMA, lookup_params, insert_lookup),
+}
+"""Each layout's schema, its parameters of rows, and its insert of one record (a statement
+a record; two for looked-up keys)."""
+
+
+def prefill(path: Path, layout: str, hours: int) -> None:
+    schema, params, insert = LAYOUTS[layout]
     conn = connect(path)
     conn.executescript(schema)
-    integer = "names" in schema
-    if "meter_keys" in schema:
-        for h in range(hours):
-            hour = FIRST_HOUR + h * HOUR_MS
-            rows = [(hour, c, d) for c in range(CUSTOMERS) for d in range(DIMENSIONS)]
-            conn.execute("BEGIN")
-            for row in lookup_params(rows):
-                insert_lookup(conn, row)
-            conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
-        return
-    if integer:
+    if layout == "integer keys":
         conn.executemany(
             "INSERT INTO names (id, name) VALUES (?, ?)",
             [(c + 1, customer(c)) for c in range(CUSTOMERS)],
         )
-    insert = INTEGER_INSERT if integer else TEXT_INSERT
-    params = integer_params if integer else text_params
     for h in range(hours):
         hour = FIRST_HOUR + h * HOUR_MS
         rows = [(hour, c, d) for c in range(CUSTOMERS) for d in range(DIMENSIONS)]
         conn.execute("BEGIN")
         for row in params(rows):
-            conn.execute(insert, row).fetchall()
+            insert(conn, row)
         conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -191,15 +198,11 @@ def batches(hour: int, scattered: bool, count: int) -> list[list[Row]]:
     return made
 
 
-def run(path: Path, schema: str, work: list[list[Row]]) -> tuple[float, float]:
+def run(path: Path, layout: str, work: list[list[Row]]) -> tuple[float, float]:
     """Records/s, and WAL bytes written per record."""
+    _, params, insert = LAYOUTS[layout]
     conn = connect(path)
     conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpointed below: the WAL measured
-    integer = schema == "integer keys"
-    insert = INTEGER_INSERT if integer else TEXT_INSERT
-    params = integer_params if integer else text_params
-    if schema == "looked-up keys":
-        params = lookup_params
     prepared = [params(batch) for batch in work]
     wal = Path(str(path) + "-wal")
     written = 0
@@ -207,11 +210,8 @@ def run(path: Path, schema: str, work: list[list[Row]]) -> tuple[float, float]:
     for g in range(0, len(prepared), GROUP):
         conn.execute("BEGIN IMMEDIATE")
         for batch in prepared[g : g + GROUP]:
-            for row in batch:  # (a statement a record; two for looked-up keys)
-                if params is lookup_params:
-                    insert_lookup(conn, row)
-                else:
-                    conn.execute(insert, row).fetchall()
+            for row in batch:
+                insert(conn, row)
         conn.execute("COMMIT")
         if wal.exists() and wal.stat().st_size > 64 * 2**20:
             written += wal.stat().st_size
@@ -232,15 +232,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="marketmeter-keys-"))
     try:
         templates = {}
-        schemas = (
-            ("text keys", TEXT_SCHEMA),
-            ("integer keys", INTEGER_SCHEMA),
-            ("looked-up keys", LOOKUP_SCHEMA),
-        )
-        for name, schema in schemas:
+        for name in LAYOUTS:
             started = time.perf_counter()
             templates[name] = work / f"{name.split()[0]}.db"
-            prefill(templates[name], schema, args.hours)
+            prefill(templates[name], name, args.hours)
             size = templates[name].stat().st_size / 2**20
             print(
                 f"· {name}: {args.hours * CUSTOMERS * DIMENSIONS:,} records pre-filled, "

@@ -19,8 +19,10 @@ from marketmeter.domain.models import MeteringRecord
 from marketmeter.store import sqlite as sqlite_store
 from marketmeter.store.sql import metering
 
-_IDS: dict[tuple[str, str, str, str, str], int] = {}
-_KEYS = "product_code, customer_aws_account_id, resource, license_key, dimension"
+Key = tuple[str, str, str, str, str]
+_IDS: dict[Key, int] = {}
+KEYS = "product_code, customer_aws_account_id, resource, license_key, dimension"
+_ROW = "(" + ", ".join("?" * len(metering.RECORD_COLUMNS.split(","))) + ")"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meter_keys (
@@ -54,25 +56,41 @@ def _migrate(self: Any) -> None:
     conn.execute("COMMIT")
 
 
-@lru_cache(maxsize=64)
-def _insert_sql(n: int) -> str:
-    """marketmeter's own insert of `n` records, with the id and the narrow key."""
-    row = "(" + ", ".join("?" * 17) + ")"
+def narrowed(sql: str) -> str:
+    """One of marketmeter's inserts of records, with the id column and the narrow key."""
     return (
-        metering._insert_records_sql(n)
-        .replace(f"({metering.RECORD_COLUMNS})", f"({metering.RECORD_COLUMNS}, meter_key)")
-        .replace(row, row[:-1] + ", ?)")
+        sql.replace(f"({metering.RECORD_COLUMNS})", f"({metering.RECORD_COLUMNS}, meter_key)")
+        .replace(_ROW, _ROW[:-1] + ", ?)")
         .replace(f"ON CONFLICT ({metering._SLOT_COLUMNS})", "ON CONFLICT (hour, meter_key)")
     )
 
 
-def _meter_key(run: Any, record: MeteringRecord) -> int:
+def key_of(record: MeteringRecord) -> Key:
     s = record.slot
-    key = (s.product_code, s.customer_aws_account_id, s.resource, s.license_key, s.dimension)
+    return (s.product_code, s.customer_aws_account_id, s.resource, s.license_key, s.dimension)
+
+
+def with_ids(flat: list[Any], ids: list[int]) -> list[Any]:
+    """marketmeter's parameters of records (a row of columns each), each row with its id."""
+    width = len(flat) // len(ids)
+    params: list[Any] = []
+    for i, id_ in enumerate(ids):
+        params.extend(flat[i * width : (i + 1) * width])
+        params.append(id_)
+    return params
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(n: int) -> str:
+    return narrowed(metering._insert_records_sql(n))
+
+
+def _meter_key(run: Any, record: MeteringRecord) -> int:
+    key = key_of(record)
     found = _IDS.get(key)
     if found is None:
         run.execute(
-            f"INSERT INTO meter_keys ({_KEYS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", key
+            f"INSERT INTO meter_keys ({KEYS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", key
         )
         found = int(
             run.fetchone(
@@ -88,11 +106,7 @@ def _meter_key(run: Any, record: MeteringRecord) -> int:
 def _insert_records(run: Any, records: list[MeteringRecord]) -> set[str]:
     if run.dialect != "sqlite":
         return _original_insert(run, records)
-    flat = metering._records_params(records)
-    params: list[Any] = []
-    for i, record in enumerate(records):
-        params.extend(flat[i * 17 : (i + 1) * 17])
-        params.append(_meter_key(run, record))
+    params = with_ids(metering._records_params(records), [_meter_key(run, r) for r in records])
     return {row[0] for row in run.fetchall(_insert_sql(len(records)), params)}
 
 

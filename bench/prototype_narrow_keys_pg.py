@@ -12,6 +12,9 @@ its records table must be empty), for the A/B scripts (`python -m
 bench.prototype_narrow_keys_pg serve …`). Not safe for anything else: the dictionary is
 never invalidated (a reset or a restore would leave it stale), and the occupants of taken
 slots are still looked up by the text columns, which no index covers any more.
+
+It shares the SQLite prototype's helpers; importing that module changes SQLite's store
+too, which a PostgreSQL run never opens.
 """
 
 from __future__ import annotations
@@ -22,23 +25,20 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+from bench.prototype_narrow_keys import KEYS as _KEYS
+from bench.prototype_narrow_keys import Key, key_of, narrowed, with_ids
 
 from marketmeter.domain.models import MeteringRecord
 from marketmeter.store import postgres
 from marketmeter.store.sql import metering
 from marketmeter.store.sql.runner import array_columns, array_placeholders
 
-Key = tuple[str, str, str, str, str]
 _IDS: dict[Key, int] = {}
 _LOCK = threading.Lock()
 _CONNECTION: list[psycopg.Connection[Any]] = []
 _CONNINFO: list[str] = []
-_KEYS = "product_code, customer_aws_account_id, resource, license_key, dimension"
 _COLUMNS = f"{metering.RECORD_COLUMNS}, meter_key"
 _TYPES = (*metering._RECORD_TYPES, "bigint")
-_CONFLICT = f"ON CONFLICT ({metering._SLOT_COLUMNS})"
-_NARROW = "ON CONFLICT (hour, meter_key)"
-_ROW17 = "(" + ", ".join("?" * 17) + ")"
 
 _MAKE_KEYS = (
     f"WITH k AS (SELECT * FROM unnest({array_placeholders(('text',) * 5)}) "
@@ -98,11 +98,6 @@ def _load(conn: psycopg.Connection[Any]) -> None:
         _IDS[tuple(row[1:])] = int(row[0])  # type: ignore[index]
 
 
-def _key(record: MeteringRecord) -> Key:
-    s = record.slot
-    return (s.product_code, s.customer_aws_account_id, s.resource, s.license_key, s.dimension)
-
-
 def _resolve(keys: list[Key]) -> None:
     with _LOCK:
         if not _CONNECTION:
@@ -117,34 +112,25 @@ def _resolve(keys: list[Key]) -> None:
 
 
 def _records_params(records: list[MeteringRecord]) -> list[Any]:
-    keys = [_key(r) for r in records]
+    keys = [key_of(r) for r in records]
     if any(k not in _IDS for k in keys):
         _resolve(keys)
-    flat = _original_params(records)
-    params: list[Any] = []
-    for i, key in enumerate(keys):
-        params.extend(flat[i * 17 : (i + 1) * 17])
-        params.append(_IDS[key])
-    return params
+    return with_ids(_original_params(records), [_IDS[k] for k in keys])
 
 
 @lru_cache(maxsize=64)
 def _insert_records_sql(n: int) -> str:
-    return (
-        _original_insert_sql(n)
-        .replace(f"({metering.RECORD_COLUMNS})", f"({_COLUMNS})")
-        .replace(_ROW17, _ROW17[:-1] + ", ?)")
-        .replace(_CONFLICT, _NARROW)
-    )
+    return narrowed(_original_insert_sql(n))
 
 
-def _narrowed(sql: str) -> str:
-    return (
-        sql.replace(f"({metering.RECORD_COLUMNS})", f"({_COLUMNS})")
-        .replace(f"SELECT {metering.RECORD_COLUMNS} FROM unnest", f"SELECT {_COLUMNS} FROM unnest")
+def _narrowed_unnest(sql: str) -> str:
+    """`narrowed`, for the inserts that unnest one array a column."""
+    return narrowed(
+        sql.replace(
+            f"SELECT {metering.RECORD_COLUMNS} FROM unnest", f"SELECT {_COLUMNS} FROM unnest"
+        )
         .replace(array_placeholders(metering._RECORD_TYPES), array_placeholders(_TYPES))
         .replace(f"({metering._RECORD_NAMES}, n)", f"({_COLUMNS.replace(' ', '')}, n)")
-        .replace(_CONFLICT, _NARROW)
     )
 
 
@@ -154,8 +140,8 @@ _original_insert_sql = metering._insert_records_sql
 postgres.PostgresStore._migrate = _migrate  # type: ignore[method-assign]
 metering._records_params = _records_params
 metering._insert_records_sql = _insert_records_sql  # type: ignore[assignment]
-metering._INSERT_RECORDS_PG = _narrowed(metering._INSERT_RECORDS_PG)
-metering._CLAIMS_PG = _narrowed(metering._CLAIMS_PG)
+metering._INSERT_RECORDS_PG = _narrowed_unnest(metering._INSERT_RECORDS_PG)
+metering._CLAIMS_PG = _narrowed_unnest(metering._CLAIMS_PG)
 metering._INSERT_RECORD_AND_TOKEN_PG = metering._INSERT_RECORD_AND_TOKEN_PG.replace(
     _original_insert_sql(1), _insert_records_sql(1)
 )
